@@ -1,0 +1,245 @@
+"""Client-side pacing against a deployment's TPM and RPM, learning what the server really charges.
+
+Azure charges each request an *estimated maximum* at admission (prompt + max output tokens) against a
+per-minute token budget, and counts requests over 10-second windows (RPM/6 per window). We keep the
+same books on our side: a sliding log of what we sent in the last 60 s (tokens) and 10 s (requests),
+and admit a request only when both logs have room. A sliding log never exceeds a fixed-window server
+either, so one model serves both.
+
+How the server counts images and ``max_completion_tokens`` is undocumented, so our per-request
+estimate is only a starting point. Every response's ``x-ratelimit-remaining-tokens`` tells us what
+the server thinks is used in the window; comparing it with our own log at the moment we sent that
+request gives the ratio ``scale`` = server charge / our estimate, which we then apply to everything
+in our log. ``x-ratelimit-limit-*`` headers, when present, replace the configured limits; without
+them and without a configured limit, the limit is inferred from remaining-tokens readings.
+
+A 429 sets one shared cool-down for every caller (no retry storm), refunds the rejected request's
+charge (the server did not count it), and, if our books said there was room, nudges ``scale`` up.
+
+The clock and the sleep are parameters, so tests move time instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from .errors import RowError
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+_MIN_SCALE, _MAX_SCALE = 0.02, 50.0
+
+
+@dataclass(slots=True, eq=False)
+class Permit:
+    """One admitted request's entry in the books."""
+
+    sent_at: float
+    estimate: int
+    window_estimate: int  # our estimated tokens in the window right after this request was admitted
+    refunded: bool = field(default=False)
+    expired: bool = field(default=False)
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(float(raw))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def throttle_kind(message: str) -> str:
+    """Which window a 429 is about: Azure says "call rate limit" for requests, "token rate limit" else."""
+    m = message.lower()
+    if "call rate limit" in m or "request rate limit" in m or re.search(r"\brequests? per", m):
+        return "requests"
+    return "tokens"
+
+
+class RateLimiter:
+    """Admit requests so that neither the token nor the request window of the deployment overflows.
+
+    ``tpm``/``rpm`` may be None (unknown): that dimension is unlimited until headers or 429s
+    reveal it. ``request_header_window`` is the period ``x-ratelimit-limit-requests`` refers to
+    (10 s on Azure, 60 s on OpenAI).
+    """
+
+    def __init__(
+        self,
+        tpm: int | None,
+        rpm: int | None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        token_window: float = 60.0,
+        request_window: float = 10.0,
+        request_header_window: float = 10.0,
+        utilisation: float = 0.995,
+        skew: float = 0.1,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self.token_window = token_window
+        self.request_window = request_window
+        self._request_header_window = request_header_window
+        self._utilisation = utilisation
+        self._skew = skew  # our log frees a little later than the server's window: admission is after send
+        self.tpm: int | None = tpm
+        self.request_capacity: float | None = rpm * request_window / 60.0 if rpm else None
+        self.scale = 1.0
+        self._tokens: deque[Permit] = deque()
+        self._token_sum = 0  # sum of unrefunded estimates in _tokens
+        self._requests: deque[float] = deque()
+        self._cooldown_until = 0.0
+        self._last_scale_bump = -1e18
+        self._lock = asyncio.Lock()
+        self.admitted = 0
+        self.throttled = 0
+
+    # ---- admission ---------------------------------------------------------------------------
+
+    async def acquire(self, estimate: int) -> Permit:
+        """Wait until a request of ``estimate`` tokens (our units) fits, then record it.
+
+        Callers are served in arrival order. Raises RowError if the request could never fit.
+        """
+        if self.tpm is not None and estimate > self.tpm:
+            raise RowError(
+                f"request needs an estimated {estimate} tokens, more than the deployment's whole "
+                f"limit of {self.tpm} tokens per minute; lower max_tokens or the image detail",
+                code="request_too_large",
+            )
+        async with self._lock:
+            while True:
+                now = self._clock()
+                wait = self._wait_time(now, estimate)
+                if wait <= 0:
+                    break
+                await self._sleep(wait)
+            self._token_sum += estimate
+            permit = Permit(now, estimate, self._token_sum)
+            self._tokens.append(permit)
+            self._requests.append(now)
+            self.admitted += 1
+            return permit
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.token_window - self._skew
+        while self._tokens and self._tokens[0].sent_at <= horizon:
+            p = self._tokens.popleft()
+            p.expired = True
+            if not p.refunded:
+                self._token_sum -= p.estimate
+        rhorizon = now - self.request_window - self._skew
+        while self._requests and self._requests[0] <= rhorizon:
+            self._requests.popleft()
+
+    def _wait_time(self, now: float, estimate: int) -> float:
+        self._expire(now)
+        wait = self._cooldown_until - now
+        cap = self.request_capacity
+        if cap is not None and len(self._requests) >= max(1, int(cap)):
+            idx = len(self._requests) - max(1, int(cap))
+            wait = max(wait, self._requests[idx] + self.request_window + self._skew - now)
+        if self.tpm is not None:
+            budget = self.tpm * self._utilisation
+            need = min(self.scale * estimate, budget)
+            used = self.scale * self._token_sum
+            if used + need > budget:
+                for p in self._tokens:
+                    if p.refunded:
+                        continue
+                    used -= self.scale * p.estimate
+                    if used + need <= budget:
+                        wait = max(wait, p.sent_at + self.token_window + self._skew - now)
+                        break
+        return wait
+
+    def refund(self, permit: Permit) -> None:
+        """The server did not count this request (429, or it never reached the server)."""
+        if permit.refunded:
+            return
+        permit.refunded = True
+        if not permit.expired:
+            self._token_sum -= permit.estimate
+        try:
+            self._requests.remove(permit.sent_at)
+        except ValueError:
+            pass
+
+    # ---- learning ------------------------------------------------------------------------------
+
+    def on_response(self, permit: Permit, headers: Mapping[str, str]) -> None:
+        """Learn limits and the server's charge rule from a response's x-ratelimit-* headers."""
+        limit_tokens = _header_int(headers, "x-ratelimit-limit-tokens")
+        if limit_tokens:
+            self.tpm = limit_tokens
+        limit_requests = _header_int(headers, "x-ratelimit-limit-requests")
+        if limit_requests:
+            self.request_capacity = limit_requests * self.request_window / self._request_header_window
+        remaining = _header_int(headers, "x-ratelimit-remaining-tokens")
+        if remaining is None:
+            return
+        ours = permit.window_estimate
+        if self.tpm is None:
+            # No limit known: the server's remaining plus what we put in the window is the limit.
+            self.tpm = int(self.scale * ours + remaining)
+            return
+        # Only readings taken with a well-filled window say much about the ratio.
+        if ours < max(3 * permit.estimate, 0.05 * self.tpm / max(self.scale, _MIN_SCALE)):
+            return
+        server_used = self.tpm - remaining
+        if server_used <= 0:
+            return
+        ratio = min(max(server_used / ours, _MIN_SCALE), _MAX_SCALE)
+        self.scale += 0.25 * (ratio - self.scale)
+
+    def on_throttle(self, permit: Permit | None, retry_after: float | None, kind: str = "tokens") -> None:
+        """A 429: one cool-down shared by every caller, and a correction if our books were wrong."""
+        now = self._clock()
+        self.throttled += 1
+        delay = retry_after if retry_after is not None and retry_after > 0 else 1.0
+        self._cooldown_until = max(self._cooldown_until, now + delay)
+        if permit is not None:
+            self.refund(permit)
+        # Several in-flight requests are rejected by one overflow: correct once per cool-down.
+        if now - self._last_scale_bump < delay:
+            return
+        self._last_scale_bump = now
+        if kind == "requests":
+            if self.request_capacity is not None and self.request_capacity > 1:
+                self.request_capacity = max(1.0, self.request_capacity * 0.95)
+        elif self.tpm is None:
+            self.tpm = max(1, int(self.scale * self._token_sum))
+        else:
+            self.scale = min(self.scale * 1.05, _MAX_SCALE)
+
+    # ---- observation ---------------------------------------------------------------------------
+
+    @property
+    def cooling_down(self) -> bool:
+        return self._clock() < self._cooldown_until
+
+    def charged_last_window(self) -> float:
+        """Tokens (server units, as far as we know them) charged in the last token window."""
+        self._expire(self._clock())
+        return self.scale * self._token_sum
+
+    def max_request_rate(self, mean_estimate: float) -> float | None:
+        """Requests per second the limits allow for requests of ``mean_estimate`` tokens (None: unlimited)."""
+        rates = []
+        if self.request_capacity is not None:
+            rates.append(self.request_capacity / self.request_window)
+        if self.tpm is not None and mean_estimate > 0:
+            rates.append(self.tpm / (self.scale * mean_estimate) / self.token_window)
+        return min(rates) if rates else None

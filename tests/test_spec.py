@@ -1,0 +1,108 @@
+"""Job specs: the shipped jobs load, every mistake is named, keys never come from the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batch.errors import SpecError
+from batch.spec import apply_endpoint_env, load_spec, with_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MINIMAL = """
+[input]
+manifest = "m.parquet"
+[prompt]
+user = "Describe."
+[endpoint]
+deployment = "gpt-4o"
+[output]
+path = "out/r.parquet"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "job.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "jobs").glob("*.toml")))
+def test_shipped_jobs_are_valid(name: str) -> None:
+    spec = load_spec(ROOT / "jobs" / name)
+    assert spec.input.manifest.is_absolute()
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, MINIMAL))
+    assert spec.input.manifest == tmp_path / "m.parquet"
+    assert spec.input.base_dir == tmp_path
+    assert spec.output.path == tmp_path / "out" / "r.parquet"
+    assert spec.endpoint.model == "gpt-4o" and spec.endpoint.kind == "azure"
+    assert spec.endpoint.api_key_env == "AZURE_OPENAI_API_KEY"
+    assert spec.prompt.detail == "auto" and spec.prompt.max_tokens == 300
+    assert spec.uses_embedded_emulator
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('[limits]\ntpm = "lots"\n', "[limits].tpm: expected integer, got str 'lots'"),
+        ("[limits]\ntpm = 0\n", "[limits].tpm: 0 is out of range (minimum 1)"),
+        ("[limits]\nburst = 3\n", "unknown key burst in [limits]; allowed keys: concurrency, max_attempts, rpm, tpm"),
+        ("[extra]\nx = 1\n", "unknown key extra in the job"),
+        ("[input.columns]\nimg = 'x'\n", "unknown key img in [input.columns]"),
+    ],
+)
+def test_errors_name_the_field_and_what_is_allowed(tmp_path: Path, extra: str, expected: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, MINIMAL + extra))
+    assert expected in str(info.value)
+
+
+def test_enum_error_lists_allowed_values(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, MINIMAL.replace('user = "Describe."', 'user = "D"\ndetail = "medium"')))
+    assert "[prompt].detail: 'medium' is not allowed; allowed values: low, high, auto" in str(info.value)
+
+
+def test_a_key_in_the_job_file_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL.replace('deployment = "gpt-4o"', 'deployment = "gpt-4o"\napi_key = "sk-secret"')
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, text))
+    assert "unknown key api_key in [endpoint]" in str(info.value)
+    assert "sk-secret" not in str(info.value)
+
+
+def test_missing_sections_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="missing required key 'output'"):
+        load_spec(write(tmp_path, MINIMAL.replace('[output]\npath = "out/r.parquet"', "")))
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(write(tmp_path, "[input\n"))
+    with pytest.raises(SpecError, match="job file not found"):
+        load_spec(tmp_path / "nope.toml")
+
+
+def test_overrides_are_validated(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, MINIMAL))
+    s2 = with_overrides(spec, tpm=1000, endpoint="https://x.openai.azure.com", deployment="d2")
+    assert s2.limits.tpm == 1000 and s2.endpoint.url == "https://x.openai.azure.com"
+    assert s2.limits.effective_rpm == 6
+    with pytest.raises(SpecError, match="--endpoint"):
+        with_overrides(spec, endpoint="ftp://nope")
+
+
+def test_endpoint_from_environment(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, MINIMAL))
+    s2 = apply_endpoint_env(spec, {"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com"})
+    assert s2.endpoint.url == "https://r.openai.azure.com" and not s2.uses_embedded_emulator
+    assert apply_endpoint_env(spec, {"OPENAI_BASE_URL": "https://x"}).uses_embedded_emulator
+
+
+def test_schema_file_in_schemas_is_the_package_schema() -> None:
+    a = json.loads((ROOT / "schemas" / "job.schema.json").read_text())
+    b = json.loads((ROOT / "batch" / "data" / "job.schema.json").read_text())
+    assert a == b
