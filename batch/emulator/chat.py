@@ -1,0 +1,297 @@
+"""The chat-completions pipeline shared by the Azure, Azure v1 and OpenAI-style routes.
+
+One request goes through these steps, each of which may end it with an ``ApiError``:
+
+1. find the deployment (path or body ``model``), api-version, auth;
+2. validate the body (``parsing``) and the model's rules;
+3. fetch/decode every image (``images``) and count prompt tokens (``models``, ``tokens``);
+4. compute the admission charge (``charging``) and admit it against the windows (``limits``):
+   charged now, before the hold, never refunded; a refusal is a 429 and charges nothing;
+5. build the answer (``answers``), truncate it to the max tokens, hold for the latency
+   model, reply.
+
+Routes differ only in a ``RouteSpec``; a later route (legacy ``extensions``) or a fault
+injector can slot in here without touching the steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .answers import ReceivedImage
+from .auth import authenticate
+from .charging import ChargeInputs, compute_charge
+from .errors import ApiError, bad_request, deployment_not_found, rate_limited, resource_not_found
+from .images import ImageInfo, fetch_image, invalid_image
+from .limits import Admission
+from .parsing import ChatRequest, ImageRef, check_against_model, parse_chat_body
+from .state import REQUEST_ID_KEY, STATE_KEY, DeploymentRuntime, EmulatorState
+from .stats import LogEntry
+from .tokens import truncate_to_tokens
+
+__all__ = ["AZURE", "AZURE_V1", "MAX_BODY_BYTES", "OPENAI", "RouteSpec", "chat_handler", "json_response"]
+
+#: Largest request body accepted. Generous: 50 images of a few MB each, base64-encoded.
+MAX_BODY_BYTES = 256 * 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """How one route finds its deployment and authenticates."""
+
+    kind: str  # recorded in the request log: "azure" | "azure-v1" | "openai"
+    deployment_in_path: bool
+    requires_api_version: bool
+    bearer_only: bool
+
+
+AZURE = RouteSpec("azure", deployment_in_path=True, requires_api_version=True, bearer_only=False)
+AZURE_V1 = RouteSpec("azure-v1", deployment_in_path=False, requires_api_version=False, bearer_only=False)
+OPENAI = RouteSpec("openai", deployment_in_path=False, requires_api_version=False, bearer_only=True)
+
+_SAFE = {"filtered": False, "severity": "safe"}
+_CHOICE_FILTERS: dict[str, Any] = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _SAFE}
+_PROMPT_FILTERS: dict[str, Any] = {**_CHOICE_FILTERS, "jailbreak": {"filtered": False, "detected": False}}
+_INTERN_MAX = 1024
+
+
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+    )
+
+
+def chat_handler(route: RouteSpec) -> Handler:
+    """The aiohttp handler for one chat-completions route."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state: EmulatorState = request.app[STATE_KEY]
+        entry = state.log.start(route.kind, request[REQUEST_ID_KEY])
+        try:
+            response = await _complete(request, state, route, entry)
+        except ApiError as err:
+            entry.error_code = err.code
+            stats = state.stats_for(entry.deployment)
+            if stats is state.unrouted:
+                stats.received += 1
+            if err.status != 429:  # 429s are counted as throttles at refusal
+                stats.record_error(err.status)
+            response = json_response(err.body(), err.status, err.headers)
+        entry.status = response.status
+        return response
+
+    return handle
+
+
+async def _complete(request: web.Request, state: EmulatorState, route: RouteSpec, entry: LogEntry) -> web.Response:
+    runtime, raw, body = await _route(request, state, route, entry)
+    chat = parse_chat_body(body)
+    entry.max_tokens_field, entry.max_tokens = chat.max_tokens_field, chat.max_tokens
+    entry.texts = [sys.intern(t) if len(t) <= _INTERN_MAX else t for t in chat.user_texts]
+    check_against_model(chat, runtime.rules)
+    images = await _receive_images(state, chat.images)
+    entry.images = images
+    estimate = _estimate(runtime, chat, images)
+    headers = _admit(state, runtime, entry, estimate, body_bytes=len(raw))
+    return await _reply(state, runtime, entry, chat, images, estimate, headers)
+
+
+async def _route(
+    request: web.Request, state: EmulatorState, route: RouteSpec, entry: LogEntry
+) -> tuple[DeploymentRuntime, bytes, object]:
+    """Step 1: api-version, auth, body JSON and the deployment it addresses."""
+    entry.api_version = request.query.get("api-version")
+    runtime: DeploymentRuntime | None = None
+    if route.deployment_in_path:
+        runtime = _bind(state, entry, request.match_info["deployment"])
+        if route.requires_api_version and not entry.api_version:
+            raise resource_not_found()
+    entry.auth = authenticate(request.headers, state.config.api_keys, bearer_only=route.bearer_only)
+    raw = await _read_body(request)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request("invalid_json", "We could not parse the JSON body of your request.") from exc
+    if not route.deployment_in_path:
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, str) or not model:
+            raise bad_request(
+                "missing_required_parameter",
+                "Missing required parameter: 'model' (the deployment name).",
+                param="model",
+            )
+        runtime = _bind(state, entry, model)
+    if runtime is None:
+        raise deployment_not_found()
+    return runtime, raw, body
+
+
+@dataclass(frozen=True, slots=True)
+class _Estimate:
+    prompt_tokens: int  # text + overhead + images: what usage.prompt_tokens reports
+    image_tokens: int
+    max_output: int  # the request's max tokens, or the model's default
+
+
+def _estimate(runtime: DeploymentRuntime, chat: ChatRequest, images: list[ReceivedImage]) -> _Estimate:
+    rules = runtime.rules
+    image_tokens = sum(rules.image_tokens(im.info.width, im.info.height, im.detail) for im in images)
+    max_output = chat.max_tokens if chat.max_tokens is not None else rules.default_max_output
+    return _Estimate(chat.text_tokens + image_tokens, image_tokens, max_output)
+
+
+def _admit(
+    state: EmulatorState, runtime: DeploymentRuntime, entry: LogEntry, estimate: _Estimate, *, body_bytes: int
+) -> dict[str, str]:
+    """Step 4: charge the windows now (never refunded) or refuse with a 429 that charges nothing.
+    Returns the rate-limit headers for the 200."""
+    inputs = ChargeInputs(estimate.prompt_tokens, estimate.image_tokens, estimate.max_output, body_bytes)
+    charge = compute_charge(state.config.charge_rule, inputs)
+    dep = runtime.deployment
+    if charge > dep.tpm:
+        raise bad_request(
+            "tokens_exceed_rate_limit",
+            f"This request's estimated token charge ({charge}: prompt and images plus max output tokens) "
+            f"exceeds the deployment's token rate limit of {dep.tpm} tokens per minute, so it can never be "
+            "admitted. Lower max_tokens, send fewer or smaller images, or raise the deployment's TPM.",
+        )
+    now = state.clock()
+    admission = runtime.limiter.admit(charge, now)
+    headers = _limit_headers(state, runtime, admission)
+    if not admission.admitted:
+        refused_by = admission.refused_by or "token"
+        runtime.stats.record_throttle(refused_by, now)
+        raise rate_limited(
+            api_version=entry.api_version or "v1",
+            kind=refused_by,
+            retry_after_s=admission.retry_after_s,
+            headers=headers,
+        )
+    runtime.stats.record_admission(charge, now)
+    entry.tokens_charged = charge
+    return headers
+
+
+async def _reply(
+    state: EmulatorState,
+    runtime: DeploymentRuntime,
+    entry: LogEntry,
+    chat: ChatRequest,
+    images: list[ReceivedImage],
+    estimate: _Estimate,
+    headers: dict[str, str],
+) -> web.Response:
+    """Step 5: the answer, truncated to the max tokens, after the latency hold."""
+    full = state.answers.build(images, chat.user_texts)
+    if estimate.max_output < full.tokens:
+        answer, completion_tokens, finish_reason = (
+            truncate_to_tokens(full.text, estimate.max_output),
+            estimate.max_output,
+            "length",
+        )
+    else:
+        answer, completion_tokens, finish_reason = full.text, full.tokens, "stop"
+    runtime.stats.prompt_tokens += estimate.prompt_tokens
+    runtime.stats.completion_tokens += completion_tokens
+    entry.prompt_tokens = estimate.prompt_tokens
+    entry.completion_tokens = completion_tokens
+    entry.finish_reason = finish_reason
+    hold = state.config.latency.hold_seconds(completion_tokens, state.rng)
+    if hold > 0:
+        await asyncio.sleep(hold)
+    body = _completion_body(runtime.deployment.model, answer, finish_reason, estimate.prompt_tokens, completion_tokens)
+    return json_response(body, 200, headers)
+
+
+def _bind(state: EmulatorState, entry: LogEntry, name: str) -> DeploymentRuntime | None:
+    """Record which deployment the request names; count it as received if it exists."""
+    entry.deployment = name
+    runtime = state.runtimes.get(name)
+    if runtime is not None:
+        runtime.stats.received += 1
+    return runtime
+
+
+async def _read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ApiError(
+            413,
+            "request_too_large",
+            f"The request body exceeds the maximum size of {MAX_BODY_BYTES} bytes.",
+        ) from exc
+
+
+async def _receive_images(state: EmulatorState, refs: list[ImageRef]) -> list[ReceivedImage]:
+    """Decode data URLs and fetch http(s) URLs (concurrently), then identify every image."""
+    infos: dict[int, ImageInfo] = {}
+    for i, ref in enumerate(refs):
+        if ref.source == "data":
+            infos[i] = state.images.inspect_data_url(ref.url, param=f"{ref.param}.url")
+    remote = [i for i, ref in enumerate(refs) if ref.source == "url"]
+    if remote:
+        session = await state.http()
+        results = await asyncio.gather(
+            *(fetch_image(session, refs[i].url, param=f"{refs[i].param}.url") for i in remote),
+            return_exceptions=True,
+        )
+        for i, result in zip(remote, results, strict=True):
+            if isinstance(result, ApiError):
+                raise result
+            if isinstance(result, BaseException):
+                raise invalid_image(param=f"{refs[i].param}.url") from result
+            infos[i] = state.images.inspect(result, param=f"{refs[i].param}.url")
+    return [ReceivedImage(info=infos[i], detail=ref.detail, source=ref.source) for i, ref in enumerate(refs)]
+
+
+def _limit_headers(state: EmulatorState, runtime: DeploymentRuntime, admission: Admission) -> dict[str, str]:
+    headers = {
+        "x-ratelimit-remaining-tokens": str(admission.remaining_tokens),
+        "x-ratelimit-remaining-requests": str(admission.remaining_requests),
+    }
+    if state.config.send_limit_headers:
+        headers["x-ratelimit-limit-tokens"] = str(runtime.deployment.tpm)
+        headers["x-ratelimit-limit-requests"] = str(runtime.deployment.request_capacity)
+    return headers
+
+
+def _completion_body(
+    model: str, answer: str, finish_reason: str, prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-" + uuid.uuid4().hex[:29],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer, "refusal": None},
+                "finish_reason": finish_reason,
+                "logprobs": None,
+                "content_filter_results": _CHOICE_FILTERS,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": _PROMPT_FILTERS}],
+        "system_fingerprint": "fp_emulator",
+    }

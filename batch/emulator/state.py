@@ -1,0 +1,123 @@
+"""The running server's mutable state, owned by its event loop.
+
+Everything here is touched only from the server's loop thread (``EmbeddedEmulator`` hops onto
+that loop to read stats), so no locks are needed. ``reset()`` returns the server to a fresh
+start without rebinding its port: counters, log, windows and the latency RNG.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .answers import AnswerBuilder
+from .config import Deployment, EmulatorConfig
+from .images import ImageInspector
+from .limits import DeploymentLimiter
+from .models import ModelRules, rules_for
+from .stats import UNROUTED, DeploymentStats, RequestLog
+
+__all__ = ["REQUEST_ID_KEY", "STATE_KEY", "DeploymentRuntime", "EmulatorState"]
+
+
+@dataclass(slots=True)
+class DeploymentRuntime:
+    deployment: Deployment
+    rules: ModelRules
+    limiter: DeploymentLimiter
+    stats: DeploymentStats = field(default_factory=DeploymentStats)
+
+
+class EmulatorState:
+    def __init__(self, config: EmulatorConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self.started_at = time.time()
+        self.rng = random.Random(config.seed)
+        self.log = RequestLog(config.log_limit)
+        self.images = ImageInspector()
+        self.answers = AnswerBuilder(seed=config.seed, answer_tokens=config.answer_tokens)
+        self.unrouted = DeploymentStats()
+        self.runtimes: dict[str, DeploymentRuntime] = {}
+        self._http: aiohttp.ClientSession | None = None
+        now = clock()
+        for dep in config.deployments:
+            self.runtimes[dep.name] = DeploymentRuntime(dep, rules_for(dep.model), self._limiter(dep, now))
+
+    def _limiter(self, dep: Deployment, now: float) -> DeploymentLimiter:
+        return DeploymentLimiter(
+            tpm=dep.tpm,
+            request_capacity=dep.request_capacity,
+            token_window_s=dep.token_window_s,
+            request_window_s=dep.request_window_s,
+            mode=self.config.window_mode,
+            now=now,
+        )
+
+    def stats_for(self, name: str | None) -> DeploymentStats:
+        runtime = self.runtimes.get(name) if name is not None else None
+        return runtime.stats if runtime is not None else self.unrouted
+
+    async def http(self) -> aiohttp.ClientSession:
+        """The session used to fetch http(s) image URLs, created on first use."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def reset(self) -> None:
+        now = self.clock()
+        self.started_at = time.time()
+        self.rng = random.Random(self.config.seed)
+        self.log.clear()
+        self.unrouted = DeploymentStats()
+        for runtime in self.runtimes.values():
+            runtime.stats = DeploymentStats()
+            runtime.limiter = self._limiter(runtime.deployment, now)
+
+    def stats_json(self) -> dict[str, Any]:
+        """The ``/_emulator/stats`` document. Call from the server's loop thread: the
+        ``thread_s`` figure is that thread's CPU time."""
+        now = self.clock()
+        deployments: dict[str, Any] = {}
+        for name, runtime in self.runtimes.items():
+            dep = runtime.deployment
+            remaining_tokens, remaining_requests = runtime.limiter.remaining(now)
+            deployments[name] = {
+                "model": dep.model,
+                "model_family": runtime.rules.family,
+                "tpm": dep.tpm,
+                "rpm": dep.requests_per_minute,
+                "request_capacity": dep.request_capacity,
+                "token_window_s": dep.token_window_s,
+                "request_window_s": dep.request_window_s,
+                "remaining_tokens": remaining_tokens,
+                "remaining_requests": remaining_requests,
+                **runtime.stats.to_json(),
+            }
+        return {
+            "started_at": self.started_at,
+            "uptime_s": time.time() - self.started_at,
+            "requests_received": self.log.total,
+            "charge_rule": self.config.charge_rule,
+            "window_mode": self.config.window_mode,
+            "cpu": {"process_s": time.process_time(), "thread_s": time.thread_time()},
+            "deployments": deployments,
+            UNROUTED: self.unrouted.to_json(),
+        }
+
+
+#: Where the app keeps its ``EmulatorState``.
+STATE_KEY = web.AppKey("emulator_state", EmulatorState)
+#: The id sent back as ``x-request-id`` / ``apim-request-id``, set by the app's middleware.
+REQUEST_ID_KEY = web.RequestKey("emulator_request_id", str)
