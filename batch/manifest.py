@@ -83,9 +83,7 @@ class Manifest:
             self._present[role] = col
         if problems:
             have = ", ".join(self.schema.names)
-            raise ManifestError(
-                f"manifest {self.path}: " + "; ".join(problems) + f" (columns present: {have})"
-            )
+            raise ManifestError(f"manifest {self.path}: " + "; ".join(problems) + f" (columns present: {have})")
 
     @property
     def passthrough_columns(self) -> list[str]:
@@ -120,9 +118,7 @@ class Manifest:
                 if dups:
                     shown = ", ".join(repr(d) for d in dups[:5])
                     more = f" (and {len(dups) - 5} more)" if len(dups) > 5 else ""
-                    raise ManifestError(
-                        f"manifest {self.path}: duplicate ids in column {col!r}: {shown}{more}"
-                    )
+                    raise ManifestError(f"manifest {self.path}: duplicate ids in column {col!r}: {shown}{more}")
         return ManifestInfo(self.path, self.num_rows, self.schema.names, digest.hexdigest()[:32])
 
     def _confirm_duplicates(self, suspects: set[int], col: str) -> list[object]:

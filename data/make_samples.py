@@ -59,9 +59,7 @@ def main() -> None:
     rng = random.Random(20261123)
     out = HERE / "images"
     out.mkdir(exist_ok=True)
-    rows: dict[str, list[object]] = {
-        k: [] for k in ("id", "image", "detail", "prompt", "max_tokens", "label")
-    }
+    rows: dict[str, list[object]] = {k: [] for k in ("id", "image", "detail", "prompt", "max_tokens", "label")}
     details = ["low", "high", "auto", None]
     for i in range(36):
         size = SIZES[i % len(SIZES)]

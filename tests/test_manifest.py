@@ -20,8 +20,15 @@ def write(tmp_path: Path, table: pa.Table, name: str = "m.parquet", **kw: int) -
 
 
 def test_rows_in_order_with_optional_columns(tmp_path: Path) -> None:
-    t = pa.table({"id": [3, 1, 2], "image": ["a.png", "b.png", None], "detail": ["low", None, "high"],
-                  "max_tokens": pa.array([5, None, 7], pa.int32()), "extra": ["x", "y", "z"]})
+    t = pa.table(
+        {
+            "id": [3, 1, 2],
+            "image": ["a.png", "b.png", None],
+            "detail": ["low", None, "high"],
+            "max_tokens": pa.array([5, None, 7], pa.int32()),
+            "extra": ["x", "y", "z"],
+        }
+    )
     m = Manifest(write(tmp_path, t), batch_rows=2)
     info = m.check()
     assert info.num_rows == 3
@@ -49,7 +56,10 @@ def test_skip_mask(tmp_path: Path) -> None:
         (pa.table({"id": ["a"]}), "missing required column 'image'"),
         (pa.table({"id": [1.5], "image": ["a"]}), "column 'id' has type double"),
         (pa.table({"id": ["a"], "image": [1]}), "column 'image' has type int64"),
-        (pa.table({"id": ["a"], "image": ["x"], "max_tokens": ["10"]}), "column 'max_tokens' has type string"),
+        (
+            pa.table({"id": ["a"], "image": ["x"], "max_tokens": ["10"]}),
+            "column 'max_tokens' has type string",
+        ),
     ],
 )
 def test_bad_columns(tmp_path: Path, table: pa.Table, message: str) -> None:

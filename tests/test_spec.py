@@ -52,7 +52,10 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     [
         ('[limits]\ntpm = "lots"\n', "[limits].tpm: expected integer, got str 'lots'"),
         ("[limits]\ntpm = 0\n", "[limits].tpm: 0 is out of range (minimum 1)"),
-        ("[limits]\nburst = 3\n", "unknown key burst in [limits]; allowed keys: concurrency, max_attempts, rpm, tpm"),
+        (
+            "[limits]\nburst = 3\n",
+            "unknown key burst in [limits]; allowed keys: concurrency, max_attempts, rpm, tpm",
+        ),
         ("[extra]\nx = 1\n", "unknown key extra in the job"),
         ("[input.columns]\nimg = 'x'\n", "unknown key img in [input.columns]"),
     ],

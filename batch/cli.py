@@ -1,0 +1,141 @@
+"""Command line: parse, call the library, turn BatchError into a message and an exit code.
+
+Exit codes: 0 every row has an outcome (some may be per-row errors); 1 the run stopped early
+(state kept, resumable); 2 bad job, manifest or arguments (nothing sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .client import KeyCredential
+from .errors import BatchError, RunStopped
+from .runner import run_job
+from .spec import JobSpec, apply_endpoint_env, load_spec, with_overrides
+
+EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 (auto) or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batch",
+        description="Push Parquet manifests of images through vision chat-completions endpoints.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run (or resume) a job", description="Run a job; rerunning resumes it.")
+    run.add_argument("job", metavar="JOB.toml")
+    run.add_argument("--manifest", metavar="PATH", help="manifest to use instead of the job's")
+    run.add_argument("--out", metavar="PATH", help="result Parquet path instead of the job's")
+    run.add_argument("--endpoint", metavar="URL", help="endpoint URL (else the job's, else env, else emulator)")
+    run.add_argument("--deployment", metavar="NAME")
+    run.add_argument("--api-version", metavar="V")
+    run.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
+    run.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
+    run.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
+    run.add_argument("--concurrency", type=_non_negative_int, metavar="N", help="requests in flight (0 = auto)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sub.add_parser(
+        "emulator",
+        help="serve the Azure-compatible emulator",
+        add_help=False,
+        description="Serve the Azure-compatible emulator (see `batch emulator --help`).",
+    )
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.job)
+    spec = with_overrides(
+        spec,
+        manifest=args.manifest,
+        out=args.out,
+        endpoint=args.endpoint,
+        deployment=args.deployment,
+        api_version=args.api_version,
+        tpm=args.tpm,
+        rpm=args.rpm,
+        max_tokens=args.max_tokens,
+        concurrency=args.concurrency,
+    )
+    spec = apply_endpoint_env(spec, os.environ)
+    show = not args.no_progress
+    if spec.uses_embedded_emulator:
+        return _run_on_embedded_emulator(spec, show)
+    summary = asyncio.run(run_job(spec, show_progress=show))
+    print(summary.render())
+    return EXIT_OK
+
+
+def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
+    from .emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
+
+    key = secrets.token_urlsafe(24)  # lives only in this process
+    tpm = spec.emulator.tpm or spec.limits.tpm or 60000
+    latency = LatencyModel.zero() if spec.emulator.latency == "zero" else LatencyModel.realistic()
+    config = EmulatorConfig(
+        deployments=[Deployment(name=spec.endpoint.deployment, model=spec.endpoint.model, tpm=tpm)],
+        api_keys=frozenset({key}),
+        latency=latency,
+    )
+    with EmbeddedEmulator(config) as emu:
+        print(
+            f"no endpoint configured: using the embedded emulator at {emu.url} "
+            f"(deployment {spec.endpoint.deployment!r}, model {spec.endpoint.model}, {tpm} TPM)",
+            file=sys.stderr,
+        )
+        url = emu.url + ("/v1" if spec.endpoint.kind == "openai" else "")
+        spec = replace(spec, endpoint=replace(spec.endpoint, url=url))
+        credential = KeyCredential(key, bearer=spec.endpoint.kind == "openai")
+        summary = asyncio.run(run_job(spec, credential=credential, show_progress=show))
+    print(summary.render())
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["emulator"]:
+        from .emulator import main as emulator_main
+
+        return emulator_main(args_list[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return _run(args)  # the only subcommand argparse hands back ("emulator" is dispatched above)
+    except RunStopped as exc:
+        print(f"batch: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
+    except BatchError as exc:
+        print(f"batch: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("batch: interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_STOPPED

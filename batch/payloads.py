@@ -1,0 +1,139 @@
+"""Turn one manifest row into a chat-completions request body and its token estimate.
+
+The body follows the documented shape exactly: an optional system message, then one user message
+whose content is ``[{"type": "text"}, {"type": "image_url", "image_url": {"url", "detail"}}]``.
+Local files go as ``data:<mime>;base64,...``; http(s) and data URLs pass through untouched.
+``max_completion_tokens`` replaces ``max_tokens`` for o-series and gpt-5 models.
+Everything that can be wrong with a single row raises RowError here, before any request is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ImageError, RowError
+from .images import load_image, to_data_url
+from .models import ModelInfo
+from .records import DETAILS, Estimate, WorkItem
+from .spec import JobSpec
+from .vision_tokens import image_tokens
+
+# Before issue-6 tokenizers land, text is estimated at ~4 characters a token, plus Azure's
+# per-message framing; the limiter corrects the scale from the server's headers anyway.
+_CHARS_PER_TOKEN = 4.0
+_PER_MESSAGE = 4
+_PER_REQUEST = 3
+# An http(s) image whose size we do not fetch is estimated as a 1024x1024 picture.
+_UNKNOWN_SIZE = (1024, 1024)
+_DATA_URL = re.compile(r"^data:([\w/+.-]+);base64,", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    body: bytes
+    estimate: Estimate
+    detail: str
+    image_note: str | None
+
+
+def text_tokens(text: str) -> int:
+    return int(len(text) / _CHARS_PER_TOKEN + 0.999) if text else 0
+
+
+class RequestBuilder:
+    """Builds request bodies for one job. Stateless per row; safe to call from worker threads."""
+
+    def __init__(self, spec: JobSpec, model: ModelInfo, model_in_body: str | None) -> None:
+        self._spec = spec
+        self._model = model
+        self._model_in_body = model_in_body
+        self._base = spec.input.base_dir.resolve()
+
+    def build(self, item: WorkItem) -> PreparedRequest:
+        spec = self._spec
+        detail = item.detail if item.detail is not None else spec.prompt.detail
+        if detail not in DETAILS:
+            raise RowError(f"detail {detail!r} is not one of {', '.join(DETAILS)}", code="bad_detail")
+        max_out = item.max_tokens if item.max_tokens is not None else spec.prompt.max_tokens
+        if max_out < 1:
+            raise RowError(f"max_tokens {max_out} must be at least 1", code="bad_max_tokens")
+        url, size, note = self._image_url(item)
+        user_text = item.prompt if item.prompt else spec.prompt.user
+
+        messages: list[dict[str, Any]] = []
+        if spec.prompt.system:
+            messages.append({"role": "system", "content": spec.prompt.system})
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": user_text},
+                    {"type": "image_url", "image_url": {"url": url, "detail": detail}},
+                ],
+            }
+        )
+        n_images = 1
+        if n_images > self._model.max_images:
+            raise RowError(
+                f"{n_images} images exceed the limit of {self._model.max_images} per request for {self._model.name}",
+                code="too_many_images",
+            )
+        body: dict[str, Any] = {"messages": messages}
+        if self._model_in_body is not None:
+            body["model"] = self._model_in_body
+        token_field = "max_completion_tokens" if self._model.uses_max_completion_tokens else "max_tokens"
+        body[token_field] = max_out
+        if spec.prompt.temperature is not None:
+            body["temperature"] = spec.prompt.temperature
+
+        text = text_tokens(spec.prompt.system) + text_tokens(user_text)
+        text += _PER_REQUEST + _PER_MESSAGE * len(messages)
+        est = Estimate(text, image_tokens(self._model, size[0], size[1], detail), max_out)
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return PreparedRequest(raw, est, detail, note)
+
+    def _image_url(self, item: WorkItem) -> tuple[str, tuple[int, int], str | None]:
+        ref = (item.image or "").strip()
+        if not ref:
+            raise ImageError("the row has no image", code="image_missing")
+        if ref.startswith(("http://", "https://")):
+            return ref, _UNKNOWN_SIZE, None
+        if ref.startswith("data:"):
+            return ref, _data_url_size(ref), None
+        path = self.resolve_path(ref)
+        img = load_image(path)
+        return to_data_url(img), (img.width, img.height), img.reencoded
+
+    def resolve_path(self, ref: str) -> Path:
+        p = Path(ref).expanduser()
+        full = (p if p.is_absolute() else self._base / p).resolve()
+        if not self._spec.input.allow_outside_paths and not full.is_relative_to(self._base):
+            raise ImageError(
+                f"image path {ref!r} is outside the manifest folder {self._base}; "
+                "set [input].allow_outside_paths = true to allow it",
+                code="path_outside_base",
+            )
+        return full
+
+
+def _data_url_size(url: str) -> tuple[int, int]:
+    m = _DATA_URL.match(url)
+    if not m:
+        raise ImageError("data URL is not of the form data:<mime>;base64,<data>", code="bad_data_url")
+    try:
+        raw = base64.b64decode(url[m.end() :], validate=True)
+        with Image.open(io.BytesIO(raw)) as im:
+            return im.size
+    except (binascii.Error, ValueError):
+        raise ImageError("data URL holds invalid base64", code="bad_data_url") from None
+    except (UnidentifiedImageError, OSError):
+        raise ImageError("data URL does not hold an image Pillow can read", code="image_corrupt") from None

@@ -1,0 +1,231 @@
+"""The result Parquet and the state that makes a run resumable: all Parquet output lives here.
+
+While a job runs, finished rows are buffered briefly and written as small *part files* in
+``<output>.parts/``, each to a temporary name and then renamed, so a part is either whole or absent:
+a kill loses at most the rows not yet flushed (those in flight or in the buffer). Each part holds
+rows of one *bucket* of 65,536 manifest positions, tagged with the position (``_row``). Resuming
+reads only the ``_row`` column of the parts to know what is done.
+
+When every row has an outcome, the result file is assembled bucket by bucket (bounded memory):
+manifest columns streamed from the manifest, joined by position with that bucket's parts, in
+manifest order, written to a temporary file and renamed over ``<output>``. The parts stay as the
+job's ledger: running the job again finds everything done and sends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import LedgerError, ManifestError
+from .manifest import Manifest, ManifestInfo
+from .records import Outcome
+
+BUCKET_ROWS = 65536
+STATE_VERSION = 1
+ROW = "_row"
+
+RESULT_SCHEMA = pa.schema(
+    [
+        ("answer", pa.string()),
+        ("finish_reason", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("total_tokens", pa.int64()),
+        ("status", pa.string()),
+        ("error_code", pa.string()),
+        ("error_message", pa.string()),
+        ("attempts", pa.int32()),
+        ("latency_ms", pa.float64()),
+        ("request_id", pa.string()),
+        ("model", pa.string()),
+        ("detail_used", pa.string()),
+        ("estimated_image_tokens", pa.int64()),
+        ("estimated_prompt_tokens", pa.int64()),
+        ("image_note", pa.string()),
+    ]
+)
+RESULT_COLUMNS = RESULT_SCHEMA.names
+_PART_SCHEMA = pa.schema([(ROW, pa.int64()), *RESULT_SCHEMA])
+_PART_NAME = re.compile(r"^b(\d{6})-(\d{9})\.parquet$")
+
+
+def parts_dir_for(output: Path) -> Path:
+    return output.with_name(output.name + ".parts")
+
+
+def _outcomes_table(rows: list[Outcome]) -> pa.Table:
+    cols: dict[str, list[object]] = {name: [] for name in _PART_SCHEMA.names}
+    for o in rows:
+        d = asdict(o)
+        cols[ROW].append(d.pop("index"))
+        for name in RESULT_COLUMNS:
+            cols[name].append(d[name])
+    return pa.table(cols, schema=_PART_SCHEMA)
+
+
+class ResultStore:
+    """Durable, resumable result rows for one job output."""
+
+    def __init__(self, output: Path, info: ManifestInfo, *, flush_rows: int = 500, flush_seconds: float = 5.0):
+        self.output = output
+        self.parts = parts_dir_for(output)
+        self.info = info
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.done = np.zeros(info.num_rows, dtype=bool)
+        self._buffer: list[Outcome] = []
+        self._buffer_since = 0.0
+        self._seq = 0
+        self.rows_written = 0
+        clash = sorted(set(info.columns) & set(RESULT_COLUMNS + [ROW]))
+        if clash:
+            raise ManifestError(
+                f"manifest {info.path}: column(s) {', '.join(clash)} clash with result columns; rename them"
+            )
+
+    # ---- opening and resuming --------------------------------------------------------------
+
+    def open(self) -> int:
+        """Create or reopen the state; return how many rows are already done."""
+        state_file = self.parts / "state.json"
+        expected = {
+            "version": STATE_VERSION,
+            "manifest_rows": self.info.num_rows,
+            "manifest_fingerprint": self.info.fingerprint,
+        }
+        if self.parts.exists():
+            try:
+                state = json.loads(state_file.read_text())
+            except (OSError, ValueError):
+                raise LedgerError(
+                    f"{self.parts} exists but has no readable state.json: it is not this tool's, or was "
+                    "damaged; move it away or choose another output path"
+                ) from None
+            if {k: state.get(k) for k in expected} != expected:
+                raise LedgerError(
+                    f"the saved progress in {self.parts} belongs to a different manifest "
+                    f"({state.get('manifest_rows')} rows) than {self.info.path} ({self.info.num_rows} rows, "
+                    "or same size with other ids/columns); delete that folder or choose another output path"
+                )
+        else:
+            self.parts.mkdir(parents=True, exist_ok=True)
+            tmp = state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(expected, indent=1))
+            os.replace(tmp, state_file)
+        for leftover in self.parts.glob("*.tmp"):
+            leftover.unlink(missing_ok=True)
+        for path, seq in self._part_files():
+            self._seq = max(self._seq, seq + 1)
+            try:
+                rows = pq.read_table(path, columns=[ROW]).column(0).to_numpy()
+            except (pa.ArrowInvalid, OSError):
+                path.unlink(missing_ok=True)  # a part cut short by a crash: its rows will be redone
+                continue
+            if len(rows) and (rows.min() < 0 or rows.max() >= self.info.num_rows):
+                raise LedgerError(f"{path} holds rows outside the manifest; the state is damaged")
+            self.done[rows] = True
+        return int(self.done.sum())
+
+    def _part_files(self, bucket: int | None = None) -> Iterator[tuple[Path, int]]:
+        pattern = "b*.parquet" if bucket is None else f"b{bucket:06d}-*.parquet"
+        for path in sorted(self.parts.glob(pattern)):
+            m = _PART_NAME.match(path.name)
+            if m:
+                yield path, int(m.group(2))
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    def add(self, outcome: Outcome) -> None:
+        if not self._buffer:
+            self._buffer_since = time.monotonic()
+        self._buffer.append(outcome)
+
+    @property
+    def flush_due(self) -> bool:
+        return bool(self._buffer) and (
+            len(self._buffer) >= self.flush_rows or time.monotonic() - self._buffer_since >= self.flush_seconds
+        )
+
+    def take_buffer(self) -> list[Outcome]:
+        rows, self._buffer = self._buffer, []
+        return rows
+
+    def write_parts(self, rows: list[Outcome]) -> None:
+        """Write rows as part files (one per bucket touched). Blocking: call from a thread."""
+        by_bucket: dict[int, list[Outcome]] = {}
+        for o in rows:
+            by_bucket.setdefault(o.index // BUCKET_ROWS, []).append(o)
+        for bucket, group in sorted(by_bucket.items()):
+            group.sort(key=lambda o: o.index)
+            seq = self._seq
+            self._seq += 1
+            final = self.parts / f"b{bucket:06d}-{seq:09d}.parquet"
+            tmp = final.with_suffix(".tmp")
+            pq.write_table(_outcomes_table(group), tmp, compression="zstd")
+            os.replace(tmp, final)
+            self.done[[o.index for o in group]] = True
+            self.rows_written += len(group)
+
+    # ---- assembling the result file --------------------------------------------------------
+
+    def assemble(self, manifest: Manifest) -> int:
+        """Write ``output`` in manifest order from the manifest and the parts. Returns rows written."""
+        if not self.done.all():
+            missing = int((~self.done).sum())
+            raise LedgerError(f"cannot assemble {self.output}: {missing} rows have no outcome yet")
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.output.with_name(f".{self.output.name}.{os.getpid()}.tmp")
+        schema = pa.schema([*manifest.schema, *RESULT_SCHEMA])
+        written = 0
+        try:
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                for bucket, chunk in enumerate(_exact_chunks(manifest.batches(BUCKET_ROWS), BUCKET_ROWS)):
+                    results = self._bucket_results(bucket, chunk.num_rows)
+                    cols = [*chunk.columns, *results.columns]
+                    writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+                    written += chunk.num_rows
+            os.replace(tmp, self.output)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return written
+
+    def _bucket_results(self, bucket: int, n: int) -> pa.Table:
+        tables = [pq.read_table(p, schema=_PART_SCHEMA) for p, _ in self._part_files(bucket)]
+        t = pa.concat_tables(tables) if tables else _PART_SCHEMA.empty_table()
+        rows = t.column(ROW).to_numpy() - bucket * BUCKET_ROWS
+        # Keep the last written outcome of each row (parts are in write order).
+        order = np.argsort(rows, kind="stable")
+        rows_sorted = rows[order]
+        last = np.ones(len(rows_sorted), dtype=bool)
+        last[:-1] = rows_sorted[1:] != rows_sorted[:-1]
+        pick = order[last]
+        if len(pick) != n or not np.array_equal(rows[pick], np.arange(n)):
+            raise LedgerError(f"bucket {bucket} of {self.parts} does not cover its rows; the state is damaged")
+        return t.take(pa.array(pick)).drop_columns([ROW])
+
+
+def _exact_chunks(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
+    """Re-chunk a stream of record batches into tables of exactly ``size`` rows (the last may be short)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for b in batches:
+        pending.append(b)
+        count += b.num_rows
+        while count >= size:
+            t = pa.Table.from_batches(pending)
+            yield t.slice(0, size).combine_chunks()
+            rest = t.slice(size)
+            pending = rest.to_batches()
+            count = rest.num_rows
+    if count:
+        yield pa.Table.from_batches(pending).combine_chunks()

@@ -1,0 +1,368 @@
+"""The asyncio worker pool: manifest → request → limiter → client → retry → result store.
+
+One task feeds manifest rows (streamed, done rows skipped) into a small queue; worker tasks take a
+row only when the in-flight window has room, build its request in a thread, wait for the limiter,
+send it, retry what is worth retrying, and hand the row's outcome to the writer task, which flushes
+part files. The window sizes itself from the limits and the observed latency (Little's law) unless
+the job fixes a concurrency. A fatal API error (bad key, wrong deployment, quota gone) or a signal
+stops the run: no new rows are taken, outcomes already produced are flushed, and the exception
+tells the user that running the same job again resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .client import ChatClient, Credential, Target, credential_for
+from .errors import (
+    ApiError,
+    ContentFilteredError,
+    FatalApiError,
+    RateLimitedError,
+    RowError,
+    RunStopped,
+    TransientApiError,
+)
+from .manifest import Manifest
+from .models import lookup_model
+from .payloads import PreparedRequest, RequestBuilder
+from .progress import ProgressBar, RunSummary, Tally
+from .ratelimit import RateLimiter, throttle_kind
+from .records import Outcome, Status, WorkItem
+from .results import ResultStore
+from .retry import RetryPolicy, retry_delay, should_retry
+from .spec import JobSpec
+
+# 429s are the limiter's pacing signal, not a fault of the row: they get their own, larger budget.
+MAX_THROTTLED_ATTEMPTS = 50
+_MIN_WINDOW, _MAX_WINDOW, _UNLIMITED_WINDOW = 2, 1024, 64
+_TICK = Outcome(-1, "error")  # the writer's "no outcome this time" marker
+
+
+class Window:
+    """A resizable counting gate on rows in flight."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.active = 0
+        self._cond = asyncio.Condition()
+
+    async def enter(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.active < self.size)
+            self.active += 1
+
+    async def leave(self) -> None:
+        async with self._cond:
+            self.active -= 1
+            self._cond.notify()
+
+    async def resize(self, size: int) -> None:
+        async with self._cond:
+            self.size = size
+            self._cond.notify_all()
+
+
+@dataclass(slots=True)
+class _Live:
+    """Running averages the window sizing reads."""
+
+    latency_s: float = 2.0
+    estimate: float = 1000.0
+
+    def observe(self, latency_s: float, estimate: int) -> None:
+        self.latency_s += 0.1 * (latency_s - self.latency_s)
+        self.estimate += 0.1 * (estimate - self.estimate)
+
+
+class Runner:
+    def __init__(
+        self,
+        spec: JobSpec,
+        *,
+        credential: Credential | None = None,
+        environ: Mapping[str, str] | None = None,
+        show_progress: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        self.spec = spec
+        env = os.environ if environ is None else environ
+        self.model = lookup_model(spec.endpoint.model)
+        self.target = Target.from_spec(spec.endpoint)
+        self.credential = credential if credential is not None else credential_for(spec.endpoint, env)
+        self.manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
+        self.info = self.manifest.check()
+        self.store = ResultStore(
+            spec.output.path,
+            self.info,
+            flush_rows=spec.output.flush_rows,
+            flush_seconds=spec.output.flush_seconds,
+        )
+        self.builder = RequestBuilder(spec, self.model, self.target.model_in_body)
+        self.policy = RetryPolicy(max_attempts=spec.limits.max_attempts)
+        self.limiter = RateLimiter(
+            spec.limits.tpm,
+            spec.limits.effective_rpm,
+            request_header_window=60.0 if spec.endpoint.kind == "openai" else 10.0,
+        )
+        self.tally = Tally(self.info.num_rows)
+        self._rng = random.Random(seed)
+        self._live = _Live()
+        self._show_progress = show_progress
+        self._stop_reason: str | None = None
+        self._stop = asyncio.Event()
+
+    # ---- one row ------------------------------------------------------------------------------
+
+    async def process(self, client: ChatClient, item: WorkItem) -> Outcome | None:
+        """Everything for one row. Returns None if the run is stopping and the row stays undone."""
+        try:
+            req = await asyncio.to_thread(self.builder.build, item)
+        except RowError as exc:
+            return Outcome(item.index, "error", error_code=exc.code, error_message=str(exc))
+        attempts = throttled = 0
+        started = time.monotonic()
+        last: ApiError | None = None
+        while not self._stop.is_set():
+            try:
+                permit = await self.limiter.acquire(req.estimate.admission)
+            except RowError as exc:
+                return self._outcome(item, req, "error", attempts, started, code=exc.code, message=str(exc))
+            attempts += 1
+            self.tally.requests += 1
+            sent = time.monotonic()
+            try:
+                reply = await client.send(req.body)
+            except RateLimitedError as exc:
+                last = exc
+                throttled += 1
+                self.tally.throttled += 1
+                self.limiter.on_throttle(permit, exc.retry_after, throttle_kind(str(exc)))
+                if throttled >= MAX_THROTTLED_ATTEMPTS:
+                    break
+                continue
+            except FatalApiError as exc:
+                self.limiter.refund(permit)
+                self._halt(str(exc))
+                return None
+            except ContentFilteredError as exc:
+                return self._outcome(item, req, "filtered", attempts, started, exc=exc)
+            except TransientApiError as exc:
+                last = exc
+                if exc.code == "connect_error":
+                    self.limiter.refund(permit)
+                elif exc.headers:
+                    self.limiter.on_response(permit, exc.headers)
+                if not should_retry(exc, attempts, self.policy):
+                    break
+                await asyncio.sleep(retry_delay(exc, attempts, self.policy, self._rng))
+                continue
+            except ApiError as exc:  # permanent: 400, 403, 413, 422 ...
+                return self._outcome(item, req, "error", attempts, started, exc=exc)
+            self.limiter.on_response(permit, reply.headers)
+            self._live.observe(time.monotonic() - sent, req.estimate.admission)
+            c = reply.completion
+            status: Status = "filtered" if c.finish_reason == "content_filter" else "ok"
+            return Outcome(
+                item.index,
+                status,
+                answer=c.answer,
+                finish_reason=c.finish_reason,
+                prompt_tokens=c.usage.prompt_tokens if c.usage else None,
+                completion_tokens=c.usage.completion_tokens if c.usage else None,
+                total_tokens=c.usage.total_tokens if c.usage else None,
+                attempts=attempts,
+                latency_ms=(time.monotonic() - started) * 1000,
+                request_id=c.request_id,
+                model=c.model,
+                detail_used=req.detail,
+                estimated_image_tokens=req.estimate.image_tokens,
+                estimated_prompt_tokens=req.estimate.prompt_tokens,
+                image_note=req.image_note,
+            )
+        if self._stop.is_set():
+            return None
+        assert last is not None
+        return self._outcome(item, req, "error", attempts, started, exc=last, exhausted=True)
+
+    def _outcome(
+        self,
+        item: WorkItem,
+        req: PreparedRequest,
+        status: Status,
+        attempts: int,
+        started: float,
+        *,
+        exc: ApiError | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        exhausted: bool = False,
+    ) -> Outcome:
+        msg = message if message is not None else (str(exc) if exc else None)
+        if exhausted and msg:
+            msg = f"gave up after {attempts} attempts; last: {msg}"
+        return Outcome(
+            item.index,
+            status,
+            error_code=code if code is not None else (exc.code if exc else None),
+            error_message=msg,
+            attempts=attempts,
+            latency_ms=(time.monotonic() - started) * 1000,
+            request_id=exc.request_id if exc else None,
+            detail_used=req.detail,
+            estimated_image_tokens=req.estimate.image_tokens,
+            estimated_prompt_tokens=req.estimate.prompt_tokens,
+            image_note=req.image_note,
+        )
+
+    def _halt(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop.set()
+
+    # ---- the pool -----------------------------------------------------------------------------
+
+    def _window_target(self) -> int:
+        if self.spec.limits.concurrency:
+            return self.spec.limits.concurrency
+        rate = self.limiter.max_request_rate(self._live.estimate)
+        if rate is None:
+            return _UNLIMITED_WINDOW
+        # Little's law: rows in flight = rate x latency; headroom for jitter and rows in preparation.
+        want = math.ceil(rate * self._live.latency_s * 1.5) + 2
+        return max(_MIN_WINDOW, min(_MAX_WINDOW, want))
+
+    async def run(self) -> RunSummary:
+        started = time.monotonic()
+        done_before = await asyncio.to_thread(self.store.open)
+        self.tally.already_done = done_before
+        if done_before < self.info.num_rows:
+            await self._run_pool(done_before)
+        complete = bool(self.store.done.all())
+        if complete:
+            await asyncio.to_thread(self.store.assemble, self.manifest)
+        summary = RunSummary(self.spec.output.path, self.tally, time.monotonic() - started, complete, self._stop_reason)
+        if not complete:
+            raise RunStopped(summary.render())
+        return summary
+
+    async def _run_pool(self, done_before: int) -> None:
+        window = Window(self._window_target())
+        items: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=256)
+        outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        bar = ProgressBar(self.info.num_rows, done_before, enabled=self._show_progress)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._halt, f"received {signal.Signals(sig).name}")
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        n_workers = self.spec.limits.concurrency or _MAX_WINDOW
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session:
+                client = ChatClient(session, self.target, self.credential, self.spec.endpoint.timeout_s)
+                feeder = asyncio.create_task(self._feed(items, n_workers))
+                writer = asyncio.create_task(self._write(outcomes, bar))
+                sizer = asyncio.create_task(self._resize(window))
+                workers = [asyncio.create_task(self._work(client, items, outcomes, window)) for _ in range(n_workers)]
+                stopper: asyncio.Future[object] = asyncio.ensure_future(self._stop.wait())
+                everyone: asyncio.Future[object] = asyncio.ensure_future(asyncio.gather(*workers))
+                await asyncio.wait([everyone, stopper], return_when=asyncio.FIRST_COMPLETED)
+                if self._stop.is_set():
+                    # Give rows already on the wire a moment to land, then cancel the rest: those rows
+                    # are simply not recorded and will be sent again on resume.
+                    await asyncio.wait(workers, timeout=2.0)
+                helpers: list[asyncio.Future[Any]] = [feeder, sizer, stopper, everyone, *workers]
+                for t in helpers:
+                    t.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+                await outcomes.put(None)
+                await writer
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+            bar.close()
+            close = getattr(self.credential, "close", None)
+            if close is not None:
+                await close()
+
+    async def _feed(self, items: asyncio.Queue[WorkItem | None], n_workers: int) -> None:
+        for item in self.manifest.items(skip=self.store.done.copy()):
+            if self._stop.is_set():
+                break
+            await items.put(item)
+        for _ in range(n_workers):
+            await items.put(None)
+
+    async def _work(
+        self,
+        client: ChatClient,
+        items: asyncio.Queue[WorkItem | None],
+        outcomes: asyncio.Queue[Outcome | None],
+        window: Window,
+    ) -> None:
+        while not self._stop.is_set():
+            await window.enter()
+            try:
+                item = await items.get()
+                if item is None:
+                    return
+                outcome = await self.process(client, item)
+            finally:
+                await window.leave()
+            if outcome is not None:
+                outcomes.put_nowait(outcome)
+
+    async def _write(self, outcomes: asyncio.Queue[Outcome | None], bar: ProgressBar) -> None:
+        store = self.store
+        while True:
+            try:
+                o = await asyncio.wait_for(outcomes.get(), timeout=0.5)
+            except TimeoutError:
+                o = _TICK  # nothing arrived: still check the flush timer
+            if o is None:
+                break
+            if o is not _TICK:
+                store.add(o)
+                self.tally.add(o)
+                bar.advance(
+                    1,
+                    tokens_per_min=self.limiter.charged_last_window(),
+                    tpm=self.limiter.tpm,
+                    throttled=self.tally.throttled,
+                )
+            if store.flush_due:
+                await asyncio.to_thread(store.write_parts, store.take_buffer())
+        rest = store.take_buffer()
+        if rest:
+            await asyncio.to_thread(store.write_parts, rest)
+
+    async def _resize(self, window: Window) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            target = self._window_target()
+            if target != window.size:
+                await window.resize(target)
+
+
+async def run_job(
+    spec: JobSpec,
+    *,
+    credential: Credential | None = None,
+    environ: Mapping[str, str] | None = None,
+    show_progress: bool = True,
+) -> RunSummary:
+    """Run (or resume) a job to completion. Raises RunStopped if it stops early, state kept."""
+    runner = Runner(spec, credential=credential, environ=environ, show_progress=show_progress)
+    return await runner.run()

@@ -1,0 +1,99 @@
+"""Shared benchmark plumbing: an emulator in its own process, manifests made from the sample images."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_KEY = "bench-key-not-a-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def emulator_process(*args: str) -> Iterator[str]:
+    """Run `batch emulator` in a separate process (so its CPU is not the client's); yield its URL."""
+    port = free_port()
+    env = {**os.environ, "EMULATOR_API_KEYS": BENCH_KEY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch", "emulator", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "emulator died") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url + "/_emulator/stats", timeout=5) as r:
+        data: dict[str, Any] = json.loads(r.read())
+    return data
+
+
+def sample_manifest(path: Path, rows: int, details: list[str] | None = None) -> Path:
+    """`rows` rows cycling over the bundled sample images (absolute paths) and detail levels."""
+    images = sorted((ROOT / "data" / "images").iterdir())
+    det = details or ["low", "high", "auto"]
+    table = pa.table(
+        {
+            "id": [f"r{i:07d}" for i in range(rows)],
+            "image": [str(images[i % len(images)]) for i in range(rows)],
+            "detail": [det[i % len(det)] for i in range(rows)],
+        }
+    )
+    pq.write_table(table, path)
+    return path
+
+
+def job_file(
+    path: Path, manifest: Path, url: str, out: Path, *, deployment: str, model: str, max_tokens: int, limits: str
+) -> Path:
+    path.write_text(f"""
+[input]
+manifest = "{manifest}"
+allow_outside_paths = true
+[prompt]
+user = "Describe the image."
+max_tokens = {max_tokens}
+[endpoint]
+kind = "azure"
+url = "{url}"
+deployment = "{deployment}"
+model = "{model}"
+api_key_env = "BENCH_API_KEY"
+[limits]
+{limits}
+[output]
+path = "{out}"
+""")
+    return path

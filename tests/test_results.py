@@ -1,0 +1,108 @@
+"""The result store: parts are atomic, resume reads them, assembly is in manifest order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batch.errors import LedgerError, ManifestError
+from batch.manifest import Manifest
+from batch.records import Outcome
+from batch.results import BUCKET_ROWS, RESULT_COLUMNS, ResultStore, parts_dir_for
+
+
+def manifest(tmp_path: Path, n: int, name: str = "m.parquet") -> Manifest:
+    p = tmp_path / name
+    pq.write_table(
+        pa.table(
+            {
+                "id": [f"r{i}" for i in range(n)],
+                "image": [f"{i}.png" for i in range(n)],
+                "keep": list(range(n)),
+            }
+        ),
+        p,
+        row_group_size=30_000,
+    )
+    return Manifest(p)
+
+
+def ok(i: int) -> Outcome:
+    return Outcome(i, "ok", answer=f"answer {i}", prompt_tokens=i, completion_tokens=1, total_tokens=i + 1)
+
+
+def test_resume_reads_parts_and_assembles_in_order(tmp_path: Path) -> None:
+    n = BUCKET_ROWS + 5000  # two buckets, rows finishing out of order
+    m = manifest(tmp_path, n)
+    info = m.check()
+    out = tmp_path / "out" / "r.parquet"
+    store = ResultStore(out, info)
+    assert store.open() == 0
+    order = list(range(n - 1, -1, -2)) + list(range(0, n, 2))
+    store.write_parts([ok(i) for i in order[: n // 2]])
+    # A new store (a resumed run) sees exactly those rows as done.
+    again = ResultStore(out, info)
+    assert again.open() == n // 2
+    assert not again.done[0] and again.done[n - 1]
+    again.write_parts([ok(i) for i in order[n // 2 :]])
+    again.write_parts([Outcome(3, "error", error_code="x")])  # a later outcome of a row wins
+    assert again.assemble(m) == n
+    t = pq.read_table(out)
+    assert t.column_names == ["id", "image", "keep", *RESULT_COLUMNS]
+    assert t.column("keep").to_pylist() == list(range(n))
+    assert t.column("answer")[10].as_py() == "answer 10"
+    assert t.column("status")[3].as_py() == "error"
+    assert t.column("prompt_tokens")[n - 1].as_py() == n - 1
+
+
+def test_a_torn_part_is_dropped_and_its_rows_redone(tmp_path: Path) -> None:
+    m = manifest(tmp_path, 100)
+    out = tmp_path / "r.parquet"
+    store = ResultStore(out, m.check())
+    store.open()
+    store.write_parts([ok(i) for i in range(50)])
+    (parts_dir_for(out) / "b000000-000000007.parquet").write_bytes(b"PAR1 torn")
+    (parts_dir_for(out) / "b000000-000000008.tmp").write_bytes(b"half")
+    again = ResultStore(out, m.check())
+    assert again.open() == 50
+    assert not (parts_dir_for(out) / "b000000-000000007.parquet").exists()
+    assert not list(parts_dir_for(out).glob("*.tmp"))
+
+
+def test_state_of_another_manifest_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "r.parquet"
+    ResultStore(out, manifest(tmp_path, 10, "a.parquet").check()).open()
+    with pytest.raises(LedgerError, match="belongs to a different manifest"):
+        ResultStore(out, manifest(tmp_path, 11, "b.parquet").check()).open()
+
+
+def test_assemble_refuses_incomplete(tmp_path: Path) -> None:
+    m = manifest(tmp_path, 10)
+    store = ResultStore(tmp_path / "r.parquet", m.check())
+    store.open()
+    store.write_parts([ok(i) for i in range(9)])
+    with pytest.raises(LedgerError, match="1 rows have no outcome"):
+        store.assemble(m)
+
+
+def test_manifest_column_clashing_with_results_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"id": ["a"], "image": ["x"], "status": ["new"]}), p)
+    with pytest.raises(ManifestError, match="status clash"):
+        ResultStore(tmp_path / "r.parquet", Manifest(p).check())
+
+
+def test_flush_due_by_rows(tmp_path: Path) -> None:
+    m = manifest(tmp_path, 10)
+    store = ResultStore(tmp_path / "r.parquet", m.check(), flush_rows=3, flush_seconds=100)
+    store.open()
+    store.add(ok(0))
+    store.add(ok(1))
+    assert not store.flush_due
+    store.add(ok(2))
+    assert store.flush_due
+    store.write_parts(store.take_buffer())
+    assert store.rows_written == 3 and not store.flush_due
