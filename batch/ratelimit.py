@@ -235,6 +235,17 @@ class RateLimiter:
         self._expire(self._clock())
         return self.scale * self._token_sum
 
+    def free_requests(self, mean_estimate: float) -> int | None:
+        """How many more requests of ``mean_estimate`` tokens the windows admit right now (None: no limit)."""
+        self._expire(self._clock())
+        room: list[float] = []
+        if self.request_capacity is not None:
+            room.append(max(1, int(self.request_capacity)) - len(self._requests))
+        if self.tpm is not None and mean_estimate > 0:
+            free = self.tpm * self._utilisation - self.scale * self._token_sum
+            room.append(free / (self.scale * mean_estimate))
+        return max(0, int(min(room))) if room else None
+
     def max_request_rate(self, mean_estimate: float) -> float | None:
         """Requests per second the limits allow for requests of ``mean_estimate`` tokens (None: unlimited)."""
         rates = []

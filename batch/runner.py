@@ -233,15 +233,17 @@ class Runner:
 
     # ---- the pool -----------------------------------------------------------------------------
 
-    def _window_target(self) -> int:
+    def _window_target(self, active: int) -> int:
         if self.spec.limits.concurrency:
             return self.spec.limits.concurrency
         rate = self.limiter.max_request_rate(self._live.estimate)
         if rate is None:
             return _UNLIMITED_WINDOW
-        # Little's law: rows in flight = rate x latency; headroom for jitter and rows in preparation.
-        want = math.ceil(rate * self._live.latency_s * 1.5) + 2
-        return max(_MIN_WINDOW, min(_MAX_WINDOW, want))
+        # Little's law: rows in flight = rate x latency, with headroom for jitter and rows being
+        # prepared; and never fewer than the windows could admit right now (the first minute's burst).
+        steady = math.ceil(rate * self._live.latency_s * 1.5) + 2
+        free = self.limiter.free_requests(self._live.estimate) or 0
+        return max(_MIN_WINDOW, min(_MAX_WINDOW, max(steady, active + free)))
 
     async def run(self) -> RunSummary:
         started = time.monotonic()
@@ -258,7 +260,7 @@ class Runner:
         return summary
 
     async def _run_pool(self, done_before: int) -> None:
-        window = Window(self._window_target())
+        window = Window(self._window_target(0))
         items: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=256)
         outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
         bar = ProgressBar(self.info.num_rows, done_before, enabled=self._show_progress)
@@ -351,7 +353,7 @@ class Runner:
     async def _resize(self, window: Window) -> None:
         while True:
             await asyncio.sleep(1.0)
-            target = self._window_target()
+            target = self._window_target(window.active)
             if target != window.size:
                 await window.resize(target)
 

@@ -167,7 +167,7 @@ def validate_document(doc: Mapping[str, Any], source: str) -> None:
 
 def _resolve(base: Path, value: str) -> Path:
     p = Path(os.path.expanduser(value))
-    return p if p.is_absolute() else (base / p)
+    return (p if p.is_absolute() else base / p).resolve()
 
 
 def build_spec(doc: Mapping[str, Any], source: Path) -> JobSpec:

@@ -109,3 +109,26 @@ def test_schema_file_in_schemas_is_the_package_schema() -> None:
     a = json.loads((ROOT / "schemas" / "job.schema.json").read_text())
     b = json.loads((ROOT / "batch" / "data" / "job.schema.json").read_text())
     assert a == b
+
+
+def test_entra_auth_without_the_extra_says_how_to_install(tmp_path: Path) -> None:
+    pytest.importorskip("batch.client")
+    from batch.client import credential_for
+
+    try:
+        import azure.identity  # noqa: F401
+
+        pytest.skip("azure-identity is installed here")
+    except ImportError:
+        pass
+    spec = load_spec(write(tmp_path, MINIMAL.replace('deployment = "gpt-4o"', 'deployment = "d"\nauth = "entra"')))
+    with pytest.raises(SpecError, match=r"pip install 'vision-batch\[entra\]'"):
+        credential_for(spec.endpoint, {})
+
+
+def test_missing_key_names_the_variable(tmp_path: Path) -> None:
+    from batch.client import credential_for
+
+    spec = load_spec(write(tmp_path, MINIMAL))
+    with pytest.raises(SpecError, match="set the environment variable AZURE_OPENAI_API_KEY"):
+        credential_for(spec.endpoint, {})

@@ -1,0 +1,52 @@
+"""Import direction: the client side never reaches into the emulator, and low layers stay low."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "batch"
+
+# module -> batch modules it may import (relative names)
+ALLOWED = {
+    "errors": set(),
+    "records": set(),
+    "spec": {"errors"},
+    "models": {"errors"},
+    "vision_tokens": {"models", "errors"},
+    "images": {"errors"},
+    "retry": {"errors"},
+    "ratelimit": {"errors"},
+    "payloads": {"errors", "images", "models", "records", "spec", "vision_tokens"},
+    "manifest": {"errors", "records", "spec"},
+    "client": {"errors", "records", "retry", "spec"},
+    "results": {"errors", "manifest", "records"},
+    "progress": {"records"},
+}
+
+
+def batch_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:
+                found.add(node.module.split(".")[0])
+            elif node.level == 1:
+                found.update(a.name for a in node.names)
+            elif node.module and node.module.startswith("batch."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("batch."))
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(ALLOWED))
+def test_module_imports_only_lower_layers(module: str) -> None:
+    assert batch_imports(PKG / f"{module}.py") <= ALLOWED[module]
+
+
+def test_only_the_cli_knows_the_emulator() -> None:
+    users = {p.stem for p in PKG.glob("*.py") if "emulator" in batch_imports(p)}
+    assert users == {"cli"}
