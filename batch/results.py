@@ -1,10 +1,12 @@
 """The result Parquet and the state that makes a run resumable: all Parquet output lives here.
 
-While a job runs, finished rows are buffered briefly and written as small *part files* in
-``<output>.parts/``, each to a temporary name and then renamed, so a part is either whole or absent:
-a kill loses at most the rows not yet flushed (those in flight or in the buffer). Each part holds
-rows of one *bucket* of 65,536 manifest positions, tagged with the position (``_row``). Resuming
-reads only the ``_row`` column of the parts to know what is done.
+While a job runs, every finished row is appended at once to a *journal* (one JSON line, a single
+write), and rows are written in batches as small *part files* in ``<output>.parts/``, each to a
+temporary name and then renamed, so a part is either whole or absent. A part's journal is deleted
+only after the part is in place; a resumed run first turns leftover journals into parts (a torn
+last line is ignored). So a kill loses only the rows in flight. Each part holds rows of one
+*bucket* of 65,536 manifest positions, tagged with the position (``_row``). Resuming reads only the
+``_row`` column of the parts to know what is done.
 
 When every row has an outcome, the result file is assembled bucket by bucket (bounded memory):
 manifest columns streamed from the manifest, joined by position with that bucket's parts, in
@@ -19,8 +21,9 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -57,6 +60,8 @@ RESULT_SCHEMA = pa.schema(
 RESULT_COLUMNS = RESULT_SCHEMA.names
 _PART_SCHEMA = pa.schema([(ROW, pa.int64()), *RESULT_SCHEMA])
 _PART_NAME = re.compile(r"^b(\d{6})-(\d{9})\.parquet$")
+_JOURNAL_NAME = re.compile(r"^journal-(\d{9})\.jsonl$")
+_OUTCOME_FIELDS = {f.name for f in fields(Outcome)}
 
 
 def parts_dir_for(output: Path) -> Path:
@@ -86,6 +91,8 @@ class ResultStore:
         self._buffer: list[Outcome] = []
         self._buffer_since = 0.0
         self._seq = 0
+        self._journal: IO[str] | None = None
+        self._journal_path: Path | None = None
         self.rows_written = 0
         clash = sorted(set(info.columns) & set(RESULT_COLUMNS + [ROW]))
         if clash:
@@ -134,6 +141,11 @@ class ResultStore:
             if len(rows) and (rows.min() < 0 or rows.max() >= self.info.num_rows):
                 raise LedgerError(f"{path} holds rows outside the manifest; the state is damaged")
             self.done[rows] = True
+        for journal in sorted(self.parts.glob("journal-*.jsonl")):
+            recovered = _read_journal(journal, self.info.num_rows)
+            if recovered:
+                self.write_parts(recovered)
+            journal.unlink()
         return int(self.done.sum())
 
     def _part_files(self, bucket: int | None = None) -> Iterator[tuple[Path, int]]:
@@ -146,6 +158,13 @@ class ResultStore:
     # ---- writing -------------------------------------------------------------------------------
 
     def add(self, outcome: Outcome) -> None:
+        """Record a finished row: durable at once in the journal, batched into a part later."""
+        if self._journal is None:
+            self._journal_path = self.parts / f"journal-{self._seq:09d}.jsonl"
+            self._seq += 1
+            self._journal = open(self._journal_path, "a", encoding="utf-8")  # noqa: SIM115 - closed on take
+        self._journal.write(json.dumps(asdict(outcome), separators=(",", ":")) + "\n")
+        self._journal.flush()
         if not self._buffer:
             self._buffer_since = time.monotonic()
         self._buffer.append(outcome)
@@ -156,9 +175,25 @@ class ResultStore:
             len(self._buffer) >= self.flush_rows or time.monotonic() - self._buffer_since >= self.flush_seconds
         )
 
-    def take_buffer(self) -> list[Outcome]:
+    def take_buffer(self) -> tuple[list[Outcome], Path | None]:
+        """Hand over the buffered rows and their journal; new rows go to a fresh journal."""
         rows, self._buffer = self._buffer, []
-        return rows
+        journal, self._journal_path = self._journal_path, None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        return rows, journal
+
+    def flush(self, taken: tuple[list[Outcome], Path | None]) -> None:
+        """Write taken rows as parts, then drop their journal. Blocking: call from a thread."""
+        rows, journal = taken
+        if rows:
+            self.write_parts(rows)
+        if journal is not None:
+            journal.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.flush(self.take_buffer())
 
     def write_parts(self, rows: list[Outcome]) -> None:
         """Write rows as part files (one per bucket touched). Blocking: call from a thread."""
@@ -212,6 +247,21 @@ class ResultStore:
         if len(pick) != n or not np.array_equal(rows[pick], np.arange(n)):
             raise LedgerError(f"bucket {bucket} of {self.parts} does not cover its rows; the state is damaged")
         return t.take(pa.array(pick)).drop_columns([ROW])
+
+
+def _read_journal(path: Path, num_rows: int) -> list[Outcome]:
+    """Outcomes from a journal; a line torn by a crash (always the last) is skipped."""
+    rows: list[Outcome] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                d: dict[str, Any] = json.loads(line)
+            except ValueError:
+                continue
+            if set(d) != _OUTCOME_FIELDS or not 0 <= int(d["index"]) < num_rows:
+                raise LedgerError(f"{path} has a line that is not a result row; the state is damaged")
+            rows.append(Outcome(**d))
+    return rows
 
 
 def _exact_chunks(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:

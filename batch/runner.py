@@ -46,6 +46,13 @@ from .spec import JobSpec
 
 # 429s are the limiter's pacing signal, not a fault of the row: they get their own, larger budget.
 MAX_THROTTLED_ATTEMPTS = 50
+# A row that runs out of attempts while nothing has succeeded for this long is a victim of an
+# outage, not a bad row: the run stops (resumable) instead of writing error rows for everything.
+OUTAGE_S = 60.0
+# Connection refusals before any request ever succeeded: the endpoint URL is wrong or down.
+UNREACHABLE_AFTER = 3
+# DeploymentNotFound can be a deployment created minutes ago: one delayed retry, then stop.
+NOT_FOUND_RETRY_S = 3.0
 _MIN_WINDOW, _MAX_WINDOW, _UNLIMITED_WINDOW = 2, 1024, 64
 _TICK = Outcome(-1, "error")  # the writer's "no outcome this time" marker
 
@@ -122,6 +129,9 @@ class Runner:
         self._show_progress = show_progress
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
+        self._started = time.monotonic()
+        self._last_success: float | None = None
+        self._connect_errors = 0
 
     # ---- one row ------------------------------------------------------------------------------
 
@@ -132,6 +142,7 @@ class Runner:
         except RowError as exc:
             return Outcome(item.index, "error", error_code=exc.code, error_message=str(exc))
         attempts = throttled = 0
+        retried_not_found = False
         started = time.monotonic()
         last: ApiError | None = None
         while not self._stop.is_set():
@@ -154,7 +165,11 @@ class Runner:
                 continue
             except FatalApiError as exc:
                 self.limiter.refund(permit)
-                self._halt(str(exc))
+                if exc.status == 404 and not retried_not_found:
+                    retried_not_found = True
+                    await asyncio.sleep(NOT_FOUND_RETRY_S)
+                    continue
+                self._halt(self._fatal_advice(exc))
                 return None
             except ContentFilteredError as exc:
                 return self._outcome(item, req, "filtered", attempts, started, exc=exc)
@@ -162,6 +177,12 @@ class Runner:
                 last = exc
                 if exc.code == "connect_error":
                     self.limiter.refund(permit)
+                    self._connect_errors += 1
+                    if self._last_success is None and self._connect_errors >= UNREACHABLE_AFTER:
+                        self._halt(
+                            f"{exc}\n  what to fix: check [endpoint].url / --endpoint, or whether the service is up"
+                        )
+                        return None
                 elif exc.headers:
                     self.limiter.on_response(permit, exc.headers)
                 if not should_retry(exc, attempts, self.policy):
@@ -171,7 +192,8 @@ class Runner:
             except ApiError as exc:  # permanent: 400, 403, 413, 422 ...
                 return self._outcome(item, req, "error", attempts, started, exc=exc)
             self.limiter.on_response(permit, reply.headers)
-            self._live.observe(time.monotonic() - sent, req.estimate.admission)
+            self._last_success = time.monotonic()
+            self._live.observe(self._last_success - sent, req.estimate.admission)
             c = reply.completion
             status: Status = "filtered" if c.finish_reason == "content_filter" else "ok"
             return Outcome(
@@ -194,7 +216,33 @@ class Runner:
         if self._stop.is_set():
             return None
         assert last is not None
+        quiet = time.monotonic() - (self._last_success or self._started)
+        if quiet >= OUTAGE_S:
+            self._halt(f"no request has succeeded for {quiet:.0f} s; the last error: {last}")
+            return None
         return self._outcome(item, req, "error", attempts, started, exc=last, exhausted=True)
+
+    def _fatal_advice(self, exc: FatalApiError) -> str:
+        """The error, and what the user should change before running the job again."""
+        ep = self.spec.endpoint
+        if exc.status == 401:
+            fix = (
+                f"check that the key in ${ep.api_key_env} belongs to the resource at {self.target.base_url}"
+                if ep.auth == "key"
+                else "check that your Entra ID identity has the Cognitive Services OpenAI User role"
+            )
+        elif exc.status == 404 and exc.code == "DeploymentNotFound":
+            fix = (
+                f"check [endpoint].deployment ({ep.deployment!r}): it must be the deployment's name "
+                "as shown in the portal, which is not always the model's name"
+            )
+        elif exc.status == 404:
+            fix = f"check [endpoint].url and [endpoint].kind ({ep.kind!r}): the service has no such route"
+        elif exc.status == 429:
+            fix = "the deployment's quota is used up; run the job again when it resets, or raise the quota"
+        else:
+            fix = "see the message above"
+        return f"{exc}\n  what to fix: {fix}"
 
     def _outcome(
         self,
@@ -345,10 +393,8 @@ class Runner:
                     throttled=self.tally.throttled,
                 )
             if store.flush_due:
-                await asyncio.to_thread(store.write_parts, store.take_buffer())
-        rest = store.take_buffer()
-        if rest:
-            await asyncio.to_thread(store.write_parts, rest)
+                await asyncio.to_thread(store.flush, store.take_buffer())
+        await asyncio.to_thread(store.close)
 
     async def _resize(self, window: Window) -> None:
         while True:

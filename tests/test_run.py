@@ -149,9 +149,10 @@ def test_secret_key_never_leaks(
     # A wrong deployment (fatal) and a wrong endpoint (transport errors) also keep it out of messages.
     assert main(["run", str(s.job(emulator.url, deployment="nope", out="o2/r.parquet"))]) == 1
     bad = s.job("http://127.0.0.1:9", out="o3/r.parquet", extra="[limits]\nmax_attempts = 2\n")
-    assert main(["run", str(bad)]) == 0
+    assert main(["run", str(bad)]) == 1
     captured = capfd.readouterr()
-    assert "DeploymentNotFound" in captured.err or "does not exist" in captured.err
+    assert "does not exist" in captured.err and "check [endpoint].deployment ('nope')" in captured.err
+    assert "cannot connect to azure deployment 'gpt-4o' at http://127.0.0.1:9" in captured.err
     blobs = [captured.out, captured.err, str(emulator.requests()), str(emulator.stats())]
     for f in tmp_path.rglob("*"):
         if f.is_file() and f.suffix != ".png":
