@@ -10,6 +10,7 @@ the caller's business. Messages name the endpoint and deployment, never headers 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from .spec import EndpointSpec
 
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 _MAX_MESSAGE = 600
+_STREAM_ABOVE = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +202,10 @@ class ChatClient:
         where = self.target.describe()
         headers = {"Content-Type": "application/json", **(await self._credential.headers())}
         try:
+            # Large bodies (multi-MB scans as base64) are streamed in chunks so the loop keeps serving others.
+            payload: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _STREAM_ABOVE else body
             async with self._session.post(
-                self.target.chat_url, data=body, headers=headers, timeout=self._timeout
+                self.target.chat_url, data=payload, headers=headers, timeout=self._timeout
             ) as resp:
                 text = await resp.text()
                 status = resp.status

@@ -13,6 +13,11 @@ request gives the ratio ``scale`` = server charge / our estimate, which we then 
 in our log. ``x-ratelimit-limit-*`` headers, when present, replace the configured limits; without
 them and without a configured limit, the limit is inferred from remaining-tokens readings.
 
+An average ratio cannot see per-request noise, so each reading also *anchors* our books: the gap
+between what the server said it had used when that request arrived and what our scaled log said
+at that moment is carried as an offset (decaying over one window) on top of our log. Until the
+first reply arrives, the opening burst is held to 90 % of the limit.
+
 A 429 sets one shared cool-down for every caller (no retry storm), refunds the rejected request's
 charge (the server did not count it), and, if our books said there was room, nudges ``scale`` up.
 
@@ -34,6 +39,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 _MIN_SCALE, _MAX_SCALE = 0.02, 50.0
+_OPENING_SHARE = 0.9
 
 
 @dataclass(slots=True, eq=False)
@@ -102,6 +108,9 @@ class RateLimiter:
         self._requests: deque[float] = deque()
         self._cooldown_until = 0.0
         self._last_scale_bump = -1e18
+        self._calibrated = False  # no reply yet: the opening burst is held back
+        self._offset = 0.0  # server-counted tokens our books miss, as of _offset_at
+        self._offset_at = -1e18
         self._lock = asyncio.Lock()
         self.admitted = 0
         self.throttled = 0
@@ -152,9 +161,9 @@ class RateLimiter:
             idx = len(self._requests) - max(1, int(cap))
             wait = max(wait, self._requests[idx] + self.request_window + self._skew - now)
         if self.tpm is not None:
-            budget = self.tpm * self._utilisation
+            budget = self.tpm * (self._utilisation if self._calibrated else _OPENING_SHARE)
             need = min(self.scale * estimate, budget)
-            used = self.scale * self._token_sum
+            used = self.scale * self._token_sum + self._offset_now(now)
             if used + need > budget:
                 for p in self._tokens:
                     if p.refunded:
@@ -163,7 +172,13 @@ class RateLimiter:
                     if used + need <= budget:
                         wait = max(wait, p.sent_at + self.token_window + self._skew - now)
                         break
+                else:  # only the offset stands in the way: look again as it decays
+                    wait = max(wait, min(1.0, self.token_window / 10))
         return wait
+
+    def _offset_now(self, now: float) -> float:
+        left = 1.0 - (now - self._offset_at) / self.token_window
+        return self._offset * left if left > 0 else 0.0
 
     def refund(self, permit: Permit) -> None:
         """The server did not count this request (429, or it never reached the server)."""
@@ -187,6 +202,7 @@ class RateLimiter:
         limit_requests = _header_int(headers, "x-ratelimit-limit-requests")
         if limit_requests:
             self.request_capacity = limit_requests * self.request_window / self._request_header_window
+        self._calibrated = True
         remaining = _header_int(headers, "x-ratelimit-remaining-tokens")
         if remaining is None:
             return
@@ -195,14 +211,14 @@ class RateLimiter:
             # No limit known: the server's remaining plus what we put in the window is the limit.
             self.tpm = int(self.scale * ours + remaining)
             return
-        # Only readings taken with a well-filled window say much about the ratio.
-        if ours < max(3 * permit.estimate, 0.05 * self.tpm / max(self.scale, _MIN_SCALE)):
-            return
         server_used = self.tpm - remaining
-        if server_used <= 0:
-            return
-        ratio = min(max(server_used / ours, _MIN_SCALE), _MAX_SCALE)
-        self.scale += 0.25 * (ratio - self.scale)
+        # Only readings taken with a well-filled window say much about the ratio.
+        if server_used > 0 and ours >= max(3 * permit.estimate, 0.05 * self.tpm / max(self.scale, _MIN_SCALE)):
+            ratio = min(max(server_used / ours, _MIN_SCALE), _MAX_SCALE)
+            self.scale += 0.25 * (ratio - self.scale)
+        if permit.sent_at >= self._offset_at:  # replies arrive out of order: keep the newest reading
+            self._offset = max(0.0, server_used - self.scale * ours)
+            self._offset_at = permit.sent_at
 
     def on_throttle(self, permit: Permit | None, retry_after: float | None, kind: str = "tokens") -> None:
         """A 429: one cool-down shared by every caller, and a correction if our books were wrong."""

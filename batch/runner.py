@@ -368,7 +368,15 @@ class Runner:
                 item = await items.get()
                 if item is None:
                     return
-                outcome = await self.process(client, item)
+                try:
+                    outcome = await self.process(client, item)
+                except Exception as exc:  # a bug must cost one row, never a silent worker death
+                    outcome = Outcome(
+                        item.index,
+                        "error",
+                        error_code="internal_error",
+                        error_message=f"unexpected {type(exc).__name__}: {exc}"[:600],
+                    )
             finally:
                 await window.leave()
             if outcome is not None:

@@ -3,8 +3,11 @@
     .venv/bin/python bench/core_run.py [--rows 300] [--tpm 60000] [--max-tokens 300]
 
 Prints, from the emulator's own books (it runs in a separate process):
-- token utilisation = tokens charged ÷ (TPM × (span + 60 s) / 60 s): the most a sliding 60 s
-  window allows over the span from first to last admission, counting the initial full window;
+- tokens charged in each full minute from the first admission ÷ TPM (the figure: the last,
+  partial minute only shows the job running out of rows);
+- token utilisation over the whole span = tokens charged ÷ (TPM × (span + 60 s) / 60 s), the most
+  a sliding 60 s window allows, counting the initial full window (a lower bound: a short job pays
+  for its unused tail);
 - request utilisation, likewise against RPM over 10 s windows; the binding one is the figure;
 - 429s as % of requests; client CPU seconds (this process only) and CPU µs per row.
 """
@@ -56,11 +59,11 @@ def main() -> None:
         summary = asyncio.run(runner.run())
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         st = stats(url)["deployments"]["gpt-4o"]
-    span = st["last_admission_s"] - st["first_admission_s"]
+    span = st["last_admission_at"] - st["first_admission_at"]
     tok_util = st["tokens_charged"] / (args.tpm * (span + 60.0) / 60.0)
     req_util = st["admitted"] / (rpm / 6 * (span + 10.0) / 10.0)
     throttled = st["throttled_tokens"] + st["throttled_requests"]
-    received = st["requests_received"]
+    received = st["received"]
     binding = "tokens" if tok_util >= req_util else "requests"
     print(
         f"rows {args.rows}  ok {summary.tally.ok}  errors {summary.tally.error}  wall {wall:.1f} s  span {span:.1f} s"
@@ -72,6 +75,15 @@ def main() -> None:
     print(f"429s: {100 * throttled / max(received, 1):.2f} % of requests (target <= 2 %)")
     print(f"client CPU: {cpu:.2f} s total, {1e6 * cpu / max(received, 1):.0f} us per request")
     print(f"limiter scale learned: {runner.limiter.scale:.3f}")
+    # Tokens charged in each full 60 s window from the first admission (the server's own timeline).
+    per_minute: dict[int, int] = {}
+    for t, _admitted, tokens, _throttled in st["timeline"]:
+        per_minute[int(t // 60)] = per_minute.get(int(t // 60), 0) + tokens
+    full = [per_minute.get(m, 0) / args.tpm for m in range(int(span // 60))]
+    print("tokens charged per full minute / TPM: " + ", ".join(f"{x:.3f}" for x in full)
+          + (f"  (mean {sum(full) / len(full):.3f}; target >= 0.95)" if full else ""))
+    when = [f"{t}s" for t, _a, _tok, thr in st["timeline"] if thr]
+    print("seconds with 429s: " + (", ".join(when) if when else "none"))
 
 
 if __name__ == "__main__":

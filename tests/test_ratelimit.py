@@ -22,9 +22,32 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-def make(tpm: int | None, rpm: int | None, **kw: float) -> tuple[RateLimiter, FakeTime]:
+def make(tpm: int | None, rpm: int | None, *, calibrated: bool = True, **kw: float) -> tuple[RateLimiter, FakeTime]:
+    """A limiter on a fake clock; ``calibrated`` as if a first reply (without headers) had arrived."""
     ft = FakeTime()
-    return RateLimiter(tpm, rpm, clock=ft, sleep=ft.sleep, skew=0.0, utilisation=1.0, **kw), ft
+    lim = RateLimiter(tpm, rpm, clock=ft, sleep=ft.sleep, skew=0.0, utilisation=1.0, **kw)
+    if calibrated:
+        lim._calibrated = True
+    return lim, ft
+
+
+async def test_opening_burst_is_held_to_ninety_percent_until_a_reply() -> None:
+    lim, ft = make(10_000, None, calibrated=False)
+    first = [await lim.acquire(1000) for _ in range(9)]
+    assert {p.sent_at for p in first} == {1000.0}
+    lim.on_response(first[0], {})  # the server has answered: the full budget opens
+    tenth = await lim.acquire(1000)
+    assert tenth.sent_at == 1000.0
+
+
+async def test_server_reading_anchors_the_books() -> None:
+    """Our estimates say 5,000 used; the server says 9,000: the gap holds back the next request."""
+    lim, ft = make(10_000, None)
+    permits = [await lim.acquire(1000) for _ in range(5)]
+    lim.on_response(permits[-1], {"x-ratelimit-remaining-tokens": "1000"})
+    nxt = await lim.acquire(2000)
+    assert nxt.sent_at > 1000.0  # without the anchor it would have gone at once
+    assert lim.charged_last_window() <= 10_000
 
 
 async def test_tokens_per_window_never_exceed_the_limit() -> None:

@@ -3,13 +3,14 @@
 It stands in for the real service when trying the tool, in tests and in benchmarks: Azure
 classic, Azure v1 and OpenAI-style routes, Azure's auth and error bodies, per-model
 image-token maths, admission-time token and request windows, answers that name the image
-received, stats and a request log. It imports nothing from the rest of ``batch``: it is a
+received, seeded fault injection (``Fault``), stats and a request log. It imports nothing from the rest of ``batch``: it is a
 foreign service, so the client cannot pass a test by agreeing with itself.
 """
 
 from .app import create_app
 from .config import Deployment, EmulatorConfig
+from .faults import Fault
 from .latency import LatencyModel
 from .server import EmbeddedEmulator, main
 
-__all__ = ["Deployment", "EmbeddedEmulator", "EmulatorConfig", "LatencyModel", "create_app", "main"]
+__all__ = ["Deployment", "EmbeddedEmulator", "EmulatorConfig", "Fault", "LatencyModel", "create_app", "main"]

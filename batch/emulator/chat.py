@@ -10,8 +10,13 @@ One request goes through these steps, each of which may end it with an ``ApiErro
 5. build the answer (``answers``), truncate it to the max tokens, hold for the latency
    model, reply.
 
-Routes differ only in a ``RouteSpec``; a later route (legacy ``extensions``) or a fault
-injector can slot in here without touching the steps.
+Between steps 3 and 4 the fault rules (``faults``) get their say: a pre-admission fault
+(429s, 401, 404, 413, prompt filter) answers instead of step 4, uncharged; a post-admission
+one (5xx, reset, hang) answers instead of step 5, or (slow body, malformed JSON, completion
+filter) changes how step 5's answer is delivered.
+
+Routes differ only in a ``RouteSpec``; a later route (legacy ``extensions``) can slot in here
+without touching the steps.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from .answers import ReceivedImage
 from .auth import authenticate
 from .charging import ChargeInputs, compute_charge
 from .errors import ApiError, bad_request, deployment_not_found, rate_limited, resource_not_found
+from .faults import FAILING_KINDS, NO_STATUS_KINDS, Hit, answer_with_fault, client_gone, fail, rejection
 from .images import ImageInfo, fetch_image, invalid_image
 from .limits import Admission
 from .parsing import ChatRequest, ImageRef, check_against_model, parse_chat_body
@@ -91,13 +97,21 @@ def chat_handler(route: RouteSpec) -> Handler:
             if err.status != 429:  # 429s are counted as throttles at refusal
                 stats.record_error(err.status)
             response = json_response(err.body(), err.status, err.headers)
-        entry.status = response.status
+        else:
+            if response.status >= 400 and entry.fault not in NO_STATUS_KINDS:  # an injected 5xx
+                state.stats_for(entry.deployment).record_error(response.status)
+        if entry.client_disconnected:
+            state.stats_for(entry.deployment).client_disconnects += 1
+        # Nothing (or not all of it) reached the client: no status to record.
+        entry.status = None if entry.fault in NO_STATUS_KINDS or entry.client_disconnected else response.status
         return response
 
     return handle
 
 
-async def _complete(request: web.Request, state: EmulatorState, route: RouteSpec, entry: LogEntry) -> web.Response:
+async def _complete(
+    request: web.Request, state: EmulatorState, route: RouteSpec, entry: LogEntry
+) -> web.StreamResponse:
     runtime, raw, body = await _route(request, state, route, entry)
     chat = parse_chat_body(body)
     entry.max_tokens_field, entry.max_tokens = chat.max_tokens_field, chat.max_tokens
@@ -106,8 +120,19 @@ async def _complete(request: web.Request, state: EmulatorState, route: RouteSpec
     images = await _receive_images(state, chat.images)
     entry.images = images
     estimate = _estimate(runtime, chat, images)
+    # No await from here to the commits below, so a rule's ``count`` holds under concurrency.
+    hit = state.faults.pick(runtime.deployment.name, entry.texts, [im.info.sha256 for im in images], state.clock())
+    if hit is not None and hit.fault.before_admission:
+        state.faults.commit(hit, runtime.stats, entry)
+        raise rejection(
+            hit.fault, api_version=entry.api_version or "v1", limit_headers=_current_headers(state, runtime)
+        )
     headers = _admit(state, runtime, entry, estimate, body_bytes=len(raw))
-    return await _reply(state, runtime, entry, chat, images, estimate, headers)
+    if hit is not None:
+        state.faults.commit(hit, runtime.stats, entry)
+        if hit.kind in FAILING_KINDS:
+            return await fail(request, hit.fault, entry, state.stopping)
+    return await _reply(request, state, runtime, entry, chat, images, estimate, headers, hit)
 
 
 async def _route(
@@ -187,6 +212,7 @@ def _admit(
 
 
 async def _reply(
+    request: web.Request,
     state: EmulatorState,
     runtime: DeploymentRuntime,
     entry: LogEntry,
@@ -194,8 +220,10 @@ async def _reply(
     images: list[ReceivedImage],
     estimate: _Estimate,
     headers: dict[str, str],
-) -> web.Response:
-    """Step 5: the answer, truncated to the max tokens, after the latency hold."""
+    hit: Hit | None,
+) -> web.StreamResponse:
+    """Step 5: the answer, truncated to the max tokens, after the latency hold (delivered
+    oddly when ``hit`` is an answering fault)."""
     full = state.answers.build(images, chat.user_texts)
     if estimate.max_output < full.tokens:
         answer, completion_tokens, finish_reason = (
@@ -211,9 +239,13 @@ async def _reply(
     entry.completion_tokens = completion_tokens
     entry.finish_reason = finish_reason
     hold = state.config.latency.hold_seconds(completion_tokens, state.rng)
+    body = _completion_body(runtime.deployment.model, answer, finish_reason, estimate.prompt_tokens, completion_tokens)
+    if hit is not None:
+        return await answer_with_fault(request, hit.fault, body, hold, headers, entry, state.stopping)
     if hold > 0:
         await asyncio.sleep(hold)
-    body = _completion_body(runtime.deployment.model, answer, finish_reason, estimate.prompt_tokens, completion_tokens)
+        if client_gone(request):  # gave up during the hold: the write below is dropped quietly
+            entry.client_disconnected = True
     return json_response(body, 200, headers)
 
 
@@ -260,9 +292,20 @@ async def _receive_images(state: EmulatorState, refs: list[ImageRef]) -> list[Re
 
 
 def _limit_headers(state: EmulatorState, runtime: DeploymentRuntime, admission: Admission) -> dict[str, str]:
+    return _headers_for(state, runtime, admission.remaining_tokens, admission.remaining_requests)
+
+
+def _current_headers(state: EmulatorState, runtime: DeploymentRuntime) -> dict[str, str]:
+    """The rate-limit headers for a reply that admitted nothing (an injected 429)."""
+    return _headers_for(state, runtime, *runtime.limiter.remaining(state.clock()))
+
+
+def _headers_for(
+    state: EmulatorState, runtime: DeploymentRuntime, remaining_tokens: int, remaining_requests: int
+) -> dict[str, str]:
     headers = {
-        "x-ratelimit-remaining-tokens": str(admission.remaining_tokens),
-        "x-ratelimit-remaining-requests": str(admission.remaining_requests),
+        "x-ratelimit-remaining-tokens": str(remaining_tokens),
+        "x-ratelimit-remaining-requests": str(remaining_requests),
     }
     if state.config.send_limit_headers:
         headers["x-ratelimit-limit-tokens"] = str(runtime.deployment.tpm)

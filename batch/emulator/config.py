@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
+from .faults import Fault
 from .latency import LatencyModel, parse_latency
 
 __all__ = [
@@ -103,7 +104,8 @@ class EmulatorConfig:
 
     ``api_keys=None`` accepts any non-empty key (the default for local trials); a set makes
     every other key a 401. ``answer_tokens`` is the length of a full answer before any
-    ``max_tokens`` truncation. ``log_limit`` bounds the in-memory request log.
+    ``max_tokens`` truncation. ``log_limit`` bounds the in-memory request log. ``faults`` are
+    the fault rules installed at start (their time windows count from server start).
     """
 
     deployments: list[Deployment]
@@ -115,10 +117,12 @@ class EmulatorConfig:
     send_limit_headers: bool = True
     window_mode: WindowMode = "sliding"
     log_limit: int = 200000
+    faults: tuple[Fault, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.deployments:
             raise ValueError("at least one deployment is required")
+        object.__setattr__(self, "faults", tuple(self.faults))
         names = [d.name for d in self.deployments]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -133,6 +137,11 @@ class EmulatorConfig:
             raise ValueError(f"log_limit must be >= 0, got {self.log_limit}")
         if self.api_keys is not None and any(not k for k in self.api_keys):
             raise ValueError("api_keys must not contain empty strings")
+        for i, rule in enumerate(self.faults):
+            if not isinstance(rule, Fault):
+                raise ValueError(f"faults[{i}] must be a Fault, got {rule!r}")
+            if rule.deployment is not None and rule.deployment not in names:
+                raise ValueError(f"faults[{i}]: unknown deployment {rule.deployment!r}")
 
     def deployment(self, name: str) -> Deployment | None:
         for dep in self.deployments:
@@ -144,7 +153,8 @@ class EmulatorConfig:
     def from_toml(cls, path: str | Path) -> EmulatorConfig:
         """Read a config file. Top-level keys mirror the fields; ``[[deployments]]`` tables
         mirror ``Deployment``; ``latency`` is ``"realistic"``, ``"zero"``, ``"B,P,J"`` or a
-        table ``{base_s, per_token_s, jitter}``. Unknown keys are errors naming the key."""
+        table ``{base_s, per_token_s, jitter}``; ``[[faults]]`` tables mirror ``Fault``. Unknown
+        keys are errors naming the key."""
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
         return cls.from_mapping(data, source=str(path))
@@ -161,6 +171,7 @@ class EmulatorConfig:
             "send_limit_headers",
             "window_mode",
             "log_limit",
+            "faults",
         }
         _reject_unknown(data, allowed, source)
         raw_deps = data.get("deployments", [])
@@ -168,6 +179,13 @@ class EmulatorConfig:
             raise ValueError(f"{source}: 'deployments' must be an array of tables")
         deployments = [_deployment_from_mapping(d, f"{source}: deployments[{i}]") for i, d in enumerate(raw_deps)]
         kwargs: dict[str, Any] = {"deployments": deployments}
+        if "faults" in data:
+            raw_faults = data["faults"]
+            if not isinstance(raw_faults, list):
+                raise ValueError(f"{source}: 'faults' must be an array of tables")
+            kwargs["faults"] = tuple(
+                Fault.from_mapping(f, f"{source}: faults[{i}]") for i, f in enumerate(cast(list[object], raw_faults))
+            )
         if "api_keys" in data:
             keys = data["api_keys"]
             if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from .app import create_app
 from .config import CHARGE_RULES, WINDOW_MODES, Deployment, EmulatorConfig, parse_deployment_spec
+from .faults import FAULT_KINDS, Fault, parse_fault_specs
 from .latency import parse_latency
 from .models import is_known_model, rules_for
 from .state import STATE_KEY, EmulatorState
@@ -145,6 +146,19 @@ class EmbeddedEmulator:
         """Forget counters, log and window contents (as ``POST /_emulator/reset``)."""
         self._on_loop(lambda state: state.reset())
 
+    def set_faults(self, faults: Sequence[Fault]) -> None:
+        """Replace the fault rules; their clock, counts and RNGs restart (as ``PUT /_emulator/faults``)."""
+        rules = list(faults)
+        self._on_loop(lambda state: state.set_faults(rules))
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule (as ``DELETE /_emulator/faults``)."""
+        self._on_loop(lambda state: state.set_faults([]))
+
+    def faults(self) -> dict[str, Any]:
+        """The installed rules and their hit counts (as ``GET /_emulator/faults``)."""
+        return self._on_loop(lambda state: state.faults_json())
+
     def _on_loop(self, fn: Callable[[EmulatorState], T]) -> T:
         loop, state = self._loop, self._state
         if loop is None or state is None:
@@ -212,7 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="accept only these keys (repeatable; also EMULATOR_API_KEYS=k1,k2); default: any non-empty key",
     )
-    parser.add_argument("--seed", type=int, help="seed for answers and latency jitter (default 0)")
+    parser.add_argument("--seed", type=int, help="seed for answers, latency jitter and fault rates (default 0)")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:RATE][,key=value...]",
+        help="inject a fault (repeatable; replaces the config file's list), e.g. 429:0.1, "
+        "hang:0.01,hang_s=30, 500:1,match=ab12cd,count=2; keys: start_s, end_s, match, deployment, "
+        f"count, hang_s, trickle_s, retry_after_s; kinds: {', '.join(FAULT_KINDS)}",
+    )
     return parser
 
 
@@ -243,6 +266,8 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         changes["answer_tokens"] = args.answer_tokens
     if args.seed is not None:
         changes["seed"] = args.seed
+    if args.fault:
+        changes["faults"] = parse_fault_specs(args.fault)
     return dataclasses.replace(config, **changes)
 
 
@@ -297,9 +322,21 @@ def _banner(config: EmulatorConfig, url: str) -> Sequence[str]:
             f"  deployment {dep.name}: model {dep.model} [{family}]{note}, {dep.tpm} TPM, "
             f"{dep.requests_per_minute} RPM ({dep.request_capacity} per {dep.request_window_s:g} s)"
         )
+    for rule in config.faults:
+        lines.append(f"  fault {_describe_fault(rule)}")
     first = config.deployments[0].name
     lines.append(f"  e.g. POST {url}/openai/deployments/{first}/chat/completions?api-version=2024-10-21")
     return lines
+
+
+def _describe_fault(rule: Fault) -> str:
+    defaults = Fault(rule.kind)
+    parts = [f"{rule.kind}:{rule.rate:g}"]
+    for name in ("start_s", "end_s", "match", "deployment", "count", "hang_s", "trickle_s", "retry_after_s"):
+        value = getattr(rule, name)
+        if value != getattr(defaults, name):
+            parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
+    return ",".join(parts)
 
 
 async def _wait_for_signal() -> None:

@@ -2,14 +2,16 @@
 
 Everything here is touched only from the server's loop thread (``EmbeddedEmulator`` hops onto
 that loop to read stats), so no locks are needed. ``reset()`` returns the server to a fresh
-start without rebinding its port: counters, log, windows and the latency RNG.
+start without rebinding its port: counters, log, windows, the latency RNG and the fault
+rules' clock, counts and RNGs (the rules themselves stay installed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,7 @@ from aiohttp import web
 
 from .answers import AnswerBuilder
 from .config import Deployment, EmulatorConfig
+from .faults import Fault, FaultInjector
 from .images import ImageInspector
 from .limits import DeploymentLimiter
 from .models import ModelRules, rules_for
@@ -46,9 +49,23 @@ class EmulatorState:
         self.unrouted = DeploymentStats()
         self.runtimes: dict[str, DeploymentRuntime] = {}
         self._http: aiohttp.ClientSession | None = None
+        #: Set when the app starts shutting down: hangs and trickles end early.
+        self.stopping = asyncio.Event()
         now = clock()
         for dep in config.deployments:
             self.runtimes[dep.name] = DeploymentRuntime(dep, rules_for(dep.model), self._limiter(dep, now))
+        self.faults = FaultInjector(config.faults, seed=config.seed, now=now)
+
+    def set_faults(self, rules: Sequence[Fault]) -> None:
+        """Replace the fault rules (their clock, counts and RNGs restart). A rule naming an
+        unknown deployment is a ``ValueError``."""
+        for i, rule in enumerate(rules):
+            if rule.deployment is not None and rule.deployment not in self.runtimes:
+                raise ValueError(f"faults[{i}]: unknown deployment {rule.deployment!r}")
+        self.faults.install(rules, self.clock())
+
+    def faults_json(self) -> dict[str, Any]:
+        return self.faults.to_json(self.clock())
 
     def _limiter(self, dep: Deployment, now: float) -> DeploymentLimiter:
         return DeploymentLimiter(
@@ -84,13 +101,17 @@ class EmulatorState:
         for runtime in self.runtimes.values():
             runtime.stats = DeploymentStats()
             runtime.limiter = self._limiter(runtime.deployment, now)
+        self.faults.restart(now)
 
     def stats_json(self) -> dict[str, Any]:
         """The ``/_emulator/stats`` document. Call from the server's loop thread: the
         ``thread_s`` figure is that thread's CPU time."""
         now = self.clock()
         deployments: dict[str, Any] = {}
+        faults: dict[str, int] = {}
         for name, runtime in self.runtimes.items():
+            for kind, count in runtime.stats.faults.items():
+                faults[kind] = faults.get(kind, 0) + count
             dep = runtime.deployment
             remaining_tokens, remaining_requests = runtime.limiter.remaining(now)
             deployments[name] = {
@@ -112,6 +133,7 @@ class EmulatorState:
             "charge_rule": self.config.charge_rule,
             "window_mode": self.config.window_mode,
             "cpu": {"process_s": time.process_time(), "thread_s": time.thread_time()},
+            "faults": dict(sorted(faults.items())),
             "deployments": deployments,
             UNROUTED: self.unrouted.to_json(),
         }

@@ -30,6 +30,8 @@ class DeploymentStats:
     throttled_tokens: int = 0
     throttled_requests: int = 0
     errors: dict[int, int] = field(default_factory=dict)  # status -> count, 429s excluded
+    faults: dict[str, int] = field(default_factory=dict)  # injected fault kind -> count
+    client_disconnects: int = 0  # clients that left before their reply was delivered
     tokens_charged: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -70,6 +72,9 @@ class DeploymentStats:
     def record_error(self, status: int) -> None:
         self.errors[status] = self.errors.get(status, 0) + 1
 
+    def record_fault(self, kind: str) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + 1
+
     def timeline(self) -> list[list[int]]:
         """Dense per-second rows ``[t, admitted, tokens_charged, throttled]`` (gaps as zeros)."""
         if not self._timeline:
@@ -85,6 +90,8 @@ class DeploymentStats:
             "throttled_tokens": self.throttled_tokens,
             "throttled_requests": self.throttled_requests,
             "errors": {str(status): count for status, count in sorted(self.errors.items())},
+            "faults": dict(sorted(self.faults.items())),
+            "client_disconnects": self.client_disconnects,
             "tokens_charged": self.tokens_charged,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
@@ -116,6 +123,8 @@ class LogEntry:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    fault: str | None = None  # the injected fault's kind, if any
+    client_disconnected: bool = False  # the client left before the reply was delivered
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,6 +156,8 @@ class LogEntry:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
+            "fault": self.fault,
+            "client_disconnected": self.client_disconnected,
         }
 
 

@@ -1,0 +1,536 @@
+"""Seeded, switchable fault injection: what a real deployment does on a bad day.
+
+A ``Fault`` rule names a kind (429 variants, 5xx, a dropped connection, a hang, a slow or
+malformed body, content-filter verdicts, 401/404/413) and where it applies: a fraction of the
+matching requests (``rate``, drawn from a per-rule RNG seeded by the config seed), a time
+window since the rules were installed, a text or image-sha256 prefix (``match``), one
+deployment, at most ``count`` hits.
+
+``FaultInjector`` holds the rules. The chat pipeline asks it once per request, after routing,
+auth, body parsing and image decoding (so the request log has the request's images and texts)
+and just before admission: the first rule that matches and fires wins. Pre-admission kinds
+(``PRE_ADMISSION_KINDS``: 429s, 401, 404, 413, content-filter-prompt) answer at once and are
+not charged; the others happen after admission, charged as a failing backend would be. A hit
+is counted only when the fault is really injected (a post-admission fault whose request the
+real limiter refuses is not), and no ``await`` separates the decision from the count, so
+``count`` holds under any concurrency.
+
+The responders below write what the client sees: Azure's error bodies, a gateway's HTML or
+text pages, a response cut off mid-body, a hold that never answers, a body trickled out over
+seconds, truncated JSON. A client that gives up (or a server that shuts down) ends a hang or
+trickle early and quietly: no ERROR logs, no tasks left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from aiohttp import web
+
+from .errors import ApiError, deployment_not_found, rate_limited, unauthorized
+from .stats import DeploymentStats, LogEntry
+
+__all__ = [
+    "ANSWERING_KINDS",
+    "FAILING_KINDS",
+    "FAULT_KINDS",
+    "NO_STATUS_KINDS",
+    "PRE_ADMISSION_KINDS",
+    "Fault",
+    "FaultInjector",
+    "Hit",
+    "answer_with_fault",
+    "client_gone",
+    "fail",
+    "parse_fault_spec",
+    "parse_fault_specs",
+    "rejection",
+]
+
+#: Decided before admission, not charged.
+PRE_ADMISSION_KINDS: tuple[str, ...] = (
+    "429",
+    "429-retry-after",
+    "429-bare",
+    "429-quota",
+    "401",
+    "404",
+    "413",
+    "content-filter-prompt",
+)
+#: After admission (charged), no answer produced: the backend failed.
+FAILING_KINDS: tuple[str, ...] = ("500", "502", "503", "504", "reset", "hang")
+#: After admission (charged), an answer was produced and is delivered oddly.
+ANSWERING_KINDS: tuple[str, ...] = ("slow-body", "malformed-json", "content-filter-completion")
+FAULT_KINDS: tuple[str, ...] = PRE_ADMISSION_KINDS + FAILING_KINDS + ANSWERING_KINDS
+#: Kinds that deliver no HTTP status at all (the log records ``status: null``).
+NO_STATUS_KINDS = frozenset({"reset", "hang"})
+
+#: Seconds between checks for a vanished client or a stopping server during a hang.
+_POLL_S = 0.05
+#: Target spacing of the chunks of a slow body.
+_TRICKLE_STEP_S = 0.1
+#: Retry-after Azure sends when a quota (not a rate) is exhausted.
+_QUOTA_RETRY_S = 86400
+
+_FLOAT_FIELDS = ("rate", "start_s", "end_s", "hang_s", "trickle_s", "retry_after_s")
+_INT_FIELDS = ("count",)
+_STR_FIELDS = ("match", "deployment")
+_OPTIONAL_FIELDS = frozenset({"end_s", "match", "deployment", "count"})
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One fault rule (see the module docstring; ``FAULT_KINDS`` lists the kinds).
+
+    ``rate`` is the fraction of matching requests hit; ``start_s``/``end_s`` a window in
+    seconds since the rules were installed (``end_s`` exclusive, ``None`` = open); ``match``
+    a substring of a user text or a prefix of an image's sha256 (hex, case-insensitive);
+    ``deployment`` restricts it to one deployment; ``count`` stops it after that many hits.
+    ``hang_s`` is how long ``hang`` holds, ``trickle_s`` how long ``slow-body`` spreads its
+    body over, ``retry_after_s`` the wait that ``429`` and ``429-retry-after`` announce.
+    """
+
+    kind: str
+    rate: float = 1.0
+    start_s: float = 0.0
+    end_s: float | None = None
+    match: str | None = None
+    deployment: str | None = None
+    count: int | None = None
+    hang_s: float = 600.0
+    trickle_s: float = 5.0
+    retry_after_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; kinds: {', '.join(FAULT_KINDS)}")
+        if not (math.isfinite(self.rate) and 0.0 <= self.rate <= 1.0):
+            raise ValueError(f"fault {self.kind}: rate must be between 0 and 1, got {self.rate!r}")
+        if not (math.isfinite(self.start_s) and self.start_s >= 0.0):
+            raise ValueError(f"fault {self.kind}: start_s must be a finite number >= 0, got {self.start_s!r}")
+        if self.end_s is not None and not (math.isfinite(self.end_s) and self.end_s > self.start_s):
+            raise ValueError(f"fault {self.kind}: end_s must be a finite number > start_s, got {self.end_s!r}")
+        if self.match is not None and not self.match:
+            raise ValueError(f"fault {self.kind}: match must be a non-empty string")
+        if self.deployment is not None and not self.deployment:
+            raise ValueError(f"fault {self.kind}: deployment must be a non-empty string")
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"fault {self.kind}: count must be >= 1, got {self.count!r}")
+        for name, low_ok in (("hang_s", False), ("trickle_s", True), ("retry_after_s", True)):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (value == 0 and not low_ok):
+                bound = ">= 0" if low_ok else "> 0"
+                raise ValueError(f"fault {self.kind}: {name} must be a finite number {bound}, got {value!r}")
+
+    @property
+    def before_admission(self) -> bool:
+        return self.kind in PRE_ADMISSION_KINDS
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_mapping(cls, raw: object, where: str = "fault") -> Fault:
+        """A rule from a JSON object or TOML table with the field names; unknown keys and
+        wrong types are errors naming the key."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where} must be an object/table, got {raw!r}")
+        table = cast(dict[str, Any], raw)
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(str(k) for k in set(table) - allowed)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        if "kind" not in table:
+            raise ValueError(f"{where}: 'kind' is required")
+        kwargs: dict[str, Any] = {}
+        for key, value in table.items():
+            kwargs[key] = _typed(key, value, where)
+        try:
+            return cls(**kwargs)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+
+
+def _typed(key: str, value: object, where: str) -> object:
+    if value is None and key in _OPTIONAL_FIELDS:
+        return None
+    if key == "kind":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # kind = 500 in TOML/JSON means "500"
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{where}: 'kind' must be a string, got {value!r}")
+    if key in _FLOAT_FIELDS:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError(f"{where}: {key!r} must be a number, got {value!r}")
+    if key in _INT_FIELDS:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"{where}: {key!r} must be an integer, got {value!r}")
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"{where}: {key!r} must be a string, got {value!r}")
+
+
+def parse_fault_spec(text: str) -> Fault:
+    """Parse the CLI form ``KIND[:RATE][,key=value...]``, e.g. ``500:1,match=ab12cd,count=2``.
+
+    Keys are ``Fault``'s field names; ``end_s``, ``match``, ``deployment`` and ``count`` take
+    ``none`` for "unset". Errors name the offending part."""
+    spec = text.strip()
+    head, *pairs = spec.split(",")
+    kind, colon, rate_text = head.strip().partition(":")
+    kind = kind.strip()
+    if not kind:
+        raise ValueError(f"fault {text!r}: missing KIND (expected KIND[:RATE][,key=value...])")
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"fault {text!r}: unknown kind {kind!r}; kinds: {', '.join(FAULT_KINDS)}")
+    kwargs: dict[str, Any] = {"kind": kind}
+    if colon:
+        kwargs["rate"] = _number("rate", rate_text, text)
+    allowed = {f.name for f in dataclasses.fields(Fault)} - {"kind"}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not key:
+            raise ValueError(f"fault {text!r}: expected key=value, got {pair!r}")
+        if key not in allowed:
+            raise ValueError(f"fault {text!r}: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
+        if key in kwargs:
+            raise ValueError(f"fault {text!r}: {key!r} given twice")
+        if key in _OPTIONAL_FIELDS and value.lower() == "none":
+            kwargs[key] = None
+        elif key in _FLOAT_FIELDS:
+            kwargs[key] = _number(key, value, text)
+        elif key in _INT_FIELDS:
+            try:
+                kwargs[key] = int(value)
+            except ValueError:
+                raise ValueError(f"fault {text!r}: {key} must be an integer, got {value!r}") from None
+        else:
+            kwargs[key] = value
+    try:
+        return Fault(**kwargs)
+    except ValueError as exc:
+        raise ValueError(f"fault {text!r}: {exc}") from exc
+
+
+def parse_fault_specs(texts: Sequence[str]) -> tuple[Fault, ...]:
+    return tuple(parse_fault_spec(t) for t in texts)
+
+
+def _number(key: str, value: str, text: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"fault {text!r}: {key} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"fault {text!r}: {key} must be finite, got {value!r}")
+    return number
+
+
+# -- choosing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A rule that fired for one request; ``FaultInjector.commit`` counts it once injected."""
+
+    index: int
+    fault: Fault
+
+    @property
+    def kind(self) -> str:
+        return self.fault.kind
+
+
+class FaultInjector:
+    """The installed rules, their clock, hit counts and per-rule seeded RNGs.
+
+    Each rule draws from its own ``random.Random`` seeded from the config seed and the
+    rule's position, and only when a request passes the rule's other filters, so a run of
+    the same requests against the same rules hits the same number of them, and one rule's
+    draws never shift another's.
+    """
+
+    def __init__(self, rules: Sequence[Fault], *, seed: int, now: float) -> None:
+        self._seed = seed
+        self.rules: tuple[Fault, ...] = ()
+        self.hits: list[int] = []
+        self.installed_at = now
+        self._rngs: list[random.Random] = []
+        self.install(rules, now)
+
+    def install(self, rules: Sequence[Fault], now: float) -> None:
+        """Replace the rules; their clock, counts and RNGs start afresh."""
+        self.rules = tuple(rules)
+        self.restart(now)
+
+    def restart(self, now: float) -> None:
+        self.installed_at = now
+        self.hits = [0] * len(self.rules)
+        self._rngs = [random.Random(f"emulator-fault|{self._seed}|{i}") for i in range(len(self.rules))]
+
+    def pick(self, deployment: str, texts: Sequence[str], shas: Sequence[str], now: float) -> Hit | None:
+        """The first rule that applies to this request and fires, if any (nothing counted yet)."""
+        if not self.rules:
+            return None
+        elapsed = now - self.installed_at
+        for i, rule in enumerate(self.rules):
+            if rule.deployment is not None and rule.deployment != deployment:
+                continue
+            if elapsed < rule.start_s or (rule.end_s is not None and elapsed >= rule.end_s):
+                continue
+            if rule.count is not None and self.hits[i] >= rule.count:
+                continue
+            if rule.match is not None and not _matches(rule.match, texts, shas):
+                continue
+            if rule.rate <= 0.0:
+                continue
+            if rule.rate < 1.0 and self._rngs[i].random() >= rule.rate:
+                continue
+            return Hit(i, rule)
+        return None
+
+    def commit(self, hit: Hit, stats: DeploymentStats, entry: LogEntry) -> None:
+        """Count an injected fault: the rule's hits, the deployment's stats, the log entry."""
+        if hit.index < len(self.hits) and self.rules[hit.index] is hit.fault:
+            self.hits[hit.index] += 1
+        stats.record_fault(hit.kind)
+        entry.fault = hit.kind
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        return {
+            "faults": [rule.to_json() for rule in self.rules],
+            "hits": list(self.hits),
+            "elapsed_s": now - self.installed_at,
+        }
+
+
+def _matches(match: str, texts: Sequence[str], shas: Sequence[str]) -> bool:
+    if any(match in t for t in texts):
+        return True
+    prefix = match.lower()
+    return any(sha.startswith(prefix) for sha in shas)
+
+
+# -- what the client sees ------------------------------------------------------------------
+
+_CF_MESSAGE = (
+    "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
+    "Please modify your prompt and retry. To learn more about our content filtering policies please read "
+    "our documentation: https://go.microsoft.com/fwlink/?linkid=2198766"
+)
+_SAFE = {"filtered": False, "severity": "safe"}
+_FLAGGED = {"filtered": True, "severity": "high"}
+#: The verdict of a filtered prompt or completion: violence at high severity.
+FILTERED_RESULTS: dict[str, Any] = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _FLAGGED}
+
+_GATEWAY_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>Microsoft-Azure-Application-Gateway/v2</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+def rejection(fault: Fault, *, api_version: str, limit_headers: Mapping[str, str]) -> ApiError:
+    """The error a pre-admission fault answers with (raise it: the handler writes it)."""
+    kind = fault.kind
+    if kind == "429":
+        return rate_limited(
+            api_version=api_version, kind="token", retry_after_s=fault.retry_after_s, headers=limit_headers
+        )
+    if kind == "429-retry-after":
+        err = rate_limited(
+            api_version=api_version, kind="token", retry_after_s=fault.retry_after_s, headers=limit_headers
+        )
+        del err.headers["retry-after-ms"]
+        return err
+    if kind == "429-bare":
+        return ApiError(
+            429,
+            "429",
+            f"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version {api_version} "
+            "have exceeded token rate limit of your current OpenAI S0 pricing tier. Please go here: "
+            "https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit.",
+        )
+    if kind == "429-quota":
+        err = rate_limited(api_version=api_version, kind="token", retry_after_s=_QUOTA_RETRY_S, headers=limit_headers)
+        err.message = err.message.split(" Please go here:")[0] + (
+            " Please contact Azure support service if you would like to further increase the default rate limit."
+        )
+        return err
+    if kind == "401":
+        return unauthorized()
+    if kind == "404":
+        return deployment_not_found()
+    if kind == "413":
+        return ApiError(
+            413,
+            "request_too_large",
+            "The request is too large: its body exceeds the maximum size this deployment accepts.",
+        )
+    if kind == "content-filter-prompt":
+        return ApiError(
+            400,
+            "content_filter",
+            _CF_MESSAGE,
+            extra={
+                "type": None,
+                "param": "prompt",
+                "status": 400,
+                "innererror": {
+                    "code": "ResponsibleAIPolicyViolation",
+                    "content_filter_result": {
+                        **FILTERED_RESULTS,
+                        "jailbreak": {"filtered": False, "detected": False},
+                    },
+                },
+            },
+        )
+    raise ValueError(f"fault {kind!r} is not decided before admission")
+
+
+def client_gone(request: web.BaseRequest) -> bool:
+    """True once the client's connection is closed (or closing)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _drop(request: web.BaseRequest) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+async def fail(request: web.BaseRequest, fault: Fault, entry: LogEntry, stopping: asyncio.Event) -> web.StreamResponse:
+    """A post-admission failure: a 5xx, a connection cut mid-response, or a hang."""
+    kind = fault.kind
+    if kind == "500":
+        entry.error_code = "InternalServerError"
+        return _json(
+            500, "InternalServerError", "Backend returned unexpected response. Please contact Microsoft for help."
+        )
+    if kind == "503":
+        entry.error_code = "ServiceUnavailable"
+        return _json(
+            503,
+            "ServiceUnavailable",
+            "The service is temporarily unable to process your request. Please try again later.",
+        )
+    if kind == "502":
+        entry.error_code = "BadGateway"
+        return web.Response(status=502, text=_GATEWAY_502, content_type="text/html")
+    if kind == "504":
+        entry.error_code = "GatewayTimeout"
+        return web.Response(status=504, text="upstream request timeout", content_type="text/plain")
+    if kind == "reset":
+        return await _reset(request, entry)
+    if kind == "hang":
+        return await _hang(request, fault.hang_s, entry, stopping)
+    raise ValueError(f"fault {kind!r} is not a failure")
+
+
+def _json(status: int, code: str, message: str) -> web.Response:
+    body = json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":"))
+    return web.Response(status=status, text=body, content_type="application/json")
+
+
+async def _reset(request: web.BaseRequest, entry: LogEntry) -> web.StreamResponse:
+    """Send the status line, headers and half of a plausible body, then cut the connection:
+    the client sees a payload error (body shorter than Content-Length) or a disconnect."""
+    body = json.dumps({"id": "chatcmpl-reset", "object": "chat.completion", "choices": [], "pad": "x" * 512}).encode()
+    response = web.StreamResponse(status=200)
+    response.content_type = "application/json"
+    response.content_length = len(body)
+    try:
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+    except ConnectionError:
+        entry.client_disconnected = True
+    _drop(request)
+    return response
+
+
+async def _hang(request: web.BaseRequest, seconds: float, entry: LogEntry, stopping: asyncio.Event) -> web.Response:
+    """Hold without answering until ``seconds`` pass, the client leaves or the server stops;
+    then drop the connection (never a status)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        if client_gone(request):
+            entry.client_disconnected = True
+            break
+        remaining = deadline - loop.time()
+        if remaining <= 0 or stopping.is_set():
+            break
+        await asyncio.sleep(min(_POLL_S, remaining))
+    _drop(request)
+    return web.Response(status=504)  # never sent: the connection is gone
+
+
+async def answer_with_fault(
+    request: web.BaseRequest,
+    fault: Fault,
+    body: dict[str, Any],
+    hold: float,
+    headers: Mapping[str, str],
+    entry: LogEntry,
+    stopping: asyncio.Event,
+) -> web.StreamResponse:
+    """Deliver a produced answer oddly: filtered, as truncated JSON, or trickled out slowly."""
+    kind = fault.kind
+    if kind == "content-filter-completion":
+        choice = body["choices"][0]
+        choice["message"]["content"] = None
+        choice["finish_reason"] = "content_filter"
+        choice["content_filter_results"] = FILTERED_RESULTS
+        entry.finish_reason = "content_filter"
+    if hold > 0:
+        await asyncio.sleep(hold)
+    if client_gone(request):
+        entry.client_disconnected = True
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    if kind == "malformed-json":
+        return web.Response(body=raw[: len(raw) * 3 // 5], status=200, headers=headers, content_type="application/json")
+    if kind == "slow-body":
+        return await _trickle(request, raw, fault.trickle_s, headers, entry, stopping)
+    return web.Response(body=raw, status=200, headers=headers, content_type="application/json")
+
+
+async def _trickle(
+    request: web.BaseRequest,
+    raw: bytes,
+    seconds: float,
+    headers: Mapping[str, str],
+    entry: LogEntry,
+    stopping: asyncio.Event,
+) -> web.StreamResponse:
+    """Headers at once, then the body in equal chunks, each after a pause: ``seconds`` in all."""
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_type = "application/json"
+    response.content_length = len(raw)
+    pieces = max(1, min(len(raw), round(seconds / _TRICKLE_STEP_S)))
+    step = seconds / pieces
+    bounds = [len(raw) * k // pieces for k in range(pieces + 1)]
+    try:
+        await response.prepare(request)
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            if step > 0 and not stopping.is_set():
+                await asyncio.sleep(step)
+            if client_gone(request):
+                entry.client_disconnected = True
+                break
+            await response.write(raw[start:end])
+    except ConnectionError:
+        entry.client_disconnected = True
+    return response
