@@ -3,8 +3,9 @@
 It stands in for the real service when trying the tool, in tests and in benchmarks: Azure
 classic, Azure v1 and OpenAI-style routes, Azure's auth and error bodies, per-model
 image-token maths, admission-time token and request windows, answers that name the image
-received, seeded fault injection (``Fault``), stats and a request log. It imports nothing from the rest of ``batch``: it is a
-foreign service, so the client cannot pass a test by agreeing with itself.
+received, seeded fault injection (``Fault``), stats and a request log. It imports nothing
+from the rest of ``batch``: it is a foreign service, so the client cannot pass a test by
+agreeing with itself.
 """
 
 from .app import create_app

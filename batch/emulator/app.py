@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -97,7 +96,7 @@ async def _put_faults(request: web.Request) -> web.StreamResponse:
     if not isinstance(data, list):
         return _invalid("invalid_fault", "The body must be a JSON list of fault objects.")
     try:
-        rules = [Fault.from_mapping(raw, f"faults[{i}]") for i, raw in enumerate(cast(list[Any], data))]
+        rules = [Fault.from_mapping(raw, f"faults[{i}]") for i, raw in enumerate(data)]
         state.set_faults(rules)
     except ValueError as exc:
         return _invalid("invalid_fault", str(exc))

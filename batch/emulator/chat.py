@@ -244,8 +244,8 @@ async def _reply(
         return await answer_with_fault(request, hit.fault, body, hold, headers, entry, state.stopping)
     if hold > 0:
         await asyncio.sleep(hold)
-        if client_gone(request):  # gave up during the hold: the write below is dropped quietly
-            entry.client_disconnected = True
+    if client_gone(request):  # e.g. timed out during the hold: aiohttp drops the write quietly
+        entry.client_disconnected = True
     return json_response(body, 200, headers)
 
 

@@ -143,7 +143,8 @@ class EmbeddedEmulator:
         return self._on_loop(lambda state: state.log.to_json())
 
     def reset(self) -> None:
-        """Forget counters, log and window contents (as ``POST /_emulator/reset``)."""
+        """Forget counters, log and window contents and restart the fault rules' clock, counts
+        and RNGs (as ``POST /_emulator/reset``)."""
         self._on_loop(lambda state: state.reset())
 
     def set_faults(self, faults: Sequence[Fault]) -> None:
@@ -233,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KIND[:RATE][,key=value...]",
         help="inject a fault (repeatable; replaces the config file's list), e.g. 429:0.1, "
-        "hang:0.01,hang_s=30, 500:1,match=ab12cd,count=2; keys: start_s, end_s, match, deployment, "
+        "hang:0.01,hang_s=30, 500:1,match=ab12cd,count=2; keys: rate, start_s, end_s, match, deployment, "
         f"count, hang_s, trickle_s, retry_after_s; kinds: {', '.join(FAULT_KINDS)}",
     )
     return parser
