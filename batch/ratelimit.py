@@ -18,8 +18,14 @@ between what the server said it had used when that request arrived and what our 
 at that moment is carried as an offset (decaying over one window) on top of our log. Until the
 first reply arrives, the opening burst is held to 90 % of the limit.
 
+A request is admitted by the server a little after we send it, more so when many large bodies
+arrive at once; a sliding window then replays that spread every minute, and our log would free
+tokens before the server does. So bursts are smoothed (at most 5x the steady token rate in any
+second), and our log keeps each entry ``skew`` seconds longer than the window, a margin that grows
+whenever a 429 arrives that our books did not foresee.
+
 A 429 sets one shared cool-down for every caller (no retry storm), refunds the rejected request's
-charge (the server did not count it), and, if our books said there was room, nudges ``scale`` up.
+charge (the server did not count it), and nudges ``scale`` and ``skew`` up once per cool-down.
 
 The clock and the sleep are parameters, so tests move time instead of waiting.
 """
@@ -40,6 +46,9 @@ Sleep = Callable[[float], Awaitable[None]]
 
 _MIN_SCALE, _MAX_SCALE = 0.02, 50.0
 _OPENING_SHARE = 0.9
+_BURST_SPAN = 1.0  # bursts are measured over one second
+_MAX_SKEW = 3.0
+_MAX_BLIND_COOLDOWN = 30.0
 
 
 @dataclass(slots=True, eq=False)
@@ -92,6 +101,7 @@ class RateLimiter:
         request_header_window: float = 10.0,
         utilisation: float = 0.995,
         skew: float = 0.1,
+        burst_factor: float | None = 5.0,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
@@ -99,6 +109,7 @@ class RateLimiter:
         self.request_window = request_window
         self._request_header_window = request_header_window
         self._utilisation = utilisation
+        self._burst_factor = burst_factor
         self._skew = skew  # our log frees a little later than the server's window: admission is after send
         self.tpm: int | None = tpm
         self.request_capacity: float | None = rpm * request_window / 60.0 if rpm else None
@@ -109,6 +120,7 @@ class RateLimiter:
         self._cooldown_until = 0.0
         self._last_scale_bump = -1e18
         self._calibrated = False  # no reply yet: the opening burst is held back
+        self._throttle_streak = 0  # 429s since the last success: sets the wait when the server gives none
         self._offset = 0.0  # server-counted tokens our books miss, as of _offset_at
         self._offset_at = -1e18
         self._lock = asyncio.Lock()
@@ -163,6 +175,8 @@ class RateLimiter:
         if self.tpm is not None:
             budget = self.tpm * (self._utilisation if self._calibrated else _OPENING_SHARE)
             need = min(self.scale * estimate, budget)
+            if self._burst_factor is not None:
+                wait = max(wait, self._burst_wait(now, need, self._burst_factor))
             used = self.scale * self._token_sum + self._offset_now(now)
             if used + need > budget:
                 for p in self._tokens:
@@ -175,6 +189,19 @@ class RateLimiter:
                 else:  # only the offset stands in the way: look again as it decays
                     wait = max(wait, min(1.0, self.token_window / 10))
         return wait
+
+    def _burst_wait(self, now: float, need: float, factor: float) -> float:
+        assert self.tpm is not None
+        cap = max(need, factor * self.tpm * _BURST_SPAN / self.token_window)
+        recent = 0.0
+        for p in reversed(self._tokens):
+            if p.sent_at <= now - _BURST_SPAN:
+                break
+            if not p.refunded:
+                recent += self.scale * p.estimate
+                if recent + need > cap:
+                    return p.sent_at + _BURST_SPAN - now
+        return 0.0
 
     def _offset_now(self, now: float) -> float:
         left = 1.0 - (now - self._offset_at) / self.token_window
@@ -203,6 +230,7 @@ class RateLimiter:
         if limit_requests:
             self.request_capacity = limit_requests * self.request_window / self._request_header_window
         self._calibrated = True
+        self._throttle_streak = 0
         remaining = _header_int(headers, "x-ratelimit-remaining-tokens")
         if remaining is None:
             return
@@ -224,8 +252,14 @@ class RateLimiter:
         """A 429: one cool-down shared by every caller, and a correction if our books were wrong."""
         now = self._clock()
         self.throttled += 1
-        delay = retry_after if retry_after is not None and retry_after > 0 else 1.0
+        self._throttle_streak += 1
+        if retry_after is not None and retry_after > 0:
+            delay = retry_after
+        else:  # no hint from the server: back off exponentially while the 429s keep coming
+            delay = min(_MAX_BLIND_COOLDOWN, 0.5 * 2 ** min(self._throttle_streak, 10))
         self._cooldown_until = max(self._cooldown_until, now + delay)
+        self._expire(now)
+        in_window = self.scale * self._token_sum  # what we believe the server holds, this request included
         if permit is not None:
             self.refund(permit)
         # Several in-flight requests are rejected by one overflow: correct once per cool-down.
@@ -236,11 +270,18 @@ class RateLimiter:
             if self.request_capacity is not None and self.request_capacity > 1:
                 self.request_capacity = max(1.0, self.request_capacity * 0.95)
         elif self.tpm is None:
-            self.tpm = max(1, int(self.scale * self._token_sum))
+            # Unknown limit: the window was full at about what we had in it, less this request.
+            if permit is not None and in_window >= 2 * self.scale * permit.estimate:
+                self.tpm = int(in_window - self.scale * permit.estimate)
         else:
             self.scale = min(self.scale * 1.05, _MAX_SCALE)
+            self._skew = min(_MAX_SKEW, self._skew * 1.5 + 0.1)
 
     # ---- observation ---------------------------------------------------------------------------
+
+    @property
+    def skew(self) -> float:
+        return self._skew
 
     @property
     def cooling_down(self) -> bool:

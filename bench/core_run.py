@@ -80,8 +80,11 @@ def main() -> None:
     for t, _admitted, tokens, _throttled in st["timeline"]:
         per_minute[int(t // 60)] = per_minute.get(int(t // 60), 0) + tokens
     full = [per_minute.get(m, 0) / args.tpm for m in range(int(span // 60))]
-    print("tokens charged per full minute / TPM: " + ", ".join(f"{x:.3f}" for x in full)
-          + (f"  (mean {sum(full) / len(full):.3f}; target >= 0.95)" if full else ""))
+    print(
+        "tokens charged per full minute / TPM: "
+        + ", ".join(f"{x:.3f}" for x in full)
+        + (f"  (mean {sum(full) / len(full):.3f}; target >= 0.95)" if full else "")
+    )
     when = [f"{t}s" for t, _a, _tok, thr in st["timeline"] if thr]
     print("seconds with 429s: " + (", ".join(when) if when else "none"))
 

@@ -22,10 +22,14 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-def make(tpm: int | None, rpm: int | None, *, calibrated: bool = True, **kw: float) -> tuple[RateLimiter, FakeTime]:
+def make(
+    tpm: int | None, rpm: int | None, *, calibrated: bool = True, **kw: float | None
+) -> tuple[RateLimiter, FakeTime]:
     """A limiter on a fake clock; ``calibrated`` as if a first reply (without headers) had arrived."""
     ft = FakeTime()
-    lim = RateLimiter(tpm, rpm, clock=ft, sleep=ft.sleep, skew=0.0, utilisation=1.0, **kw)
+    kw.setdefault("burst_factor", None)
+    kw.setdefault("skew", 0.0)
+    lim = RateLimiter(tpm, rpm, clock=ft, sleep=ft.sleep, utilisation=1.0, **kw)  # type: ignore[arg-type]
     if calibrated:
         lim._calibrated = True
     return lim, ft
@@ -144,3 +148,47 @@ async def test_concurrent_callers_are_served_in_order() -> None:
 def test_throttle_kind_reads_azure_messages() -> None:
     assert throttle_kind("... have exceeded call rate limit of your current ...") == "requests"
     assert throttle_kind("... have exceeded token rate limit of your current ...") == "tokens"
+
+
+async def test_429s_without_a_delay_back_off_exponentially() -> None:
+    lim, ft = make(1_000_000, None)
+    starts = []
+    for _ in range(8):
+        p = await lim.acquire(10)
+        starts.append(p.sent_at)
+        lim.on_throttle(p, None)
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert gaps == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    ok = await lim.acquire(10)
+    lim.on_response(ok, {})
+    p = await lim.acquire(10)
+    lim.on_throttle(p, None)
+    assert (await lim.acquire(10)).sent_at - p.sent_at == 1.0  # a success resets the streak
+
+
+async def test_unknown_limit_learned_from_a_429_with_a_full_window() -> None:
+    lim, ft = make(None, None)
+    for _ in range(9):
+        await lim.acquire(1000)
+    rejected = await lim.acquire(1000)
+    lim.on_throttle(rejected, 5.0)
+    assert lim.tpm == 9000
+    lone, _ = make(None, None)
+    p = await lone.acquire(1000)
+    lone.on_throttle(p, 5.0)
+    assert lone.tpm is None  # one request says nothing about the limit
+
+
+async def test_bursts_are_smoothed_to_five_times_the_steady_rate() -> None:
+    lim, ft = make(60_000, None, burst_factor=5.0)  # steady 1,000 tokens/s: bursts of 5,000 per second
+    times = [(await lim.acquire(500)).sent_at for _ in range(40)]
+    for t in times:
+        assert sum(500 for u in times if t - 1.0 < u <= t) <= 5000
+    assert times[-1] - times[0] == pytest.approx(3.0, abs=0.01)  # 20,000 tokens over ~4 s, not at once
+
+
+async def test_an_unforeseen_429_widens_the_expiry_margin() -> None:
+    lim, ft = make(10_000, None, skew=0.1)
+    p = await lim.acquire(100)
+    lim.on_throttle(p, 1.0)
+    assert lim.skew == pytest.approx(0.25)
