@@ -48,6 +48,7 @@ _MIN_SCALE, _MAX_SCALE = 0.02, 50.0
 _OPENING_SHARE = 0.9
 _BURST_SPAN = 1.0  # bursts are measured over one second
 _MAX_SKEW = 3.0
+_MAX_NAP = 1.0
 _MAX_BLIND_COOLDOWN = 30.0
 
 
@@ -99,7 +100,7 @@ class RateLimiter:
         token_window: float = 60.0,
         request_window: float = 10.0,
         request_header_window: float = 10.0,
-        utilisation: float = 0.995,
+        utilisation: float = 0.985,
         skew: float = 0.1,
         burst_factor: float | None = 5.0,
     ) -> None:
@@ -146,7 +147,8 @@ class RateLimiter:
                 wait = self._wait_time(now, estimate)
                 if wait <= 0:
                     break
-                await self._sleep(wait)
+                # Short naps: a reply arriving meanwhile may change the limits or refund a charge.
+                await self._sleep(min(wait, _MAX_NAP))
             self._token_sum += estimate
             permit = Permit(now, estimate, self._token_sum)
             self._tokens.append(permit)
@@ -221,14 +223,17 @@ class RateLimiter:
 
     # ---- learning ------------------------------------------------------------------------------
 
-    def on_response(self, permit: Permit, headers: Mapping[str, str]) -> None:
-        """Learn limits and the server's charge rule from a response's x-ratelimit-* headers."""
+    def _learn_limits(self, headers: Mapping[str, str]) -> None:
         limit_tokens = _header_int(headers, "x-ratelimit-limit-tokens")
         if limit_tokens:
             self.tpm = limit_tokens
         limit_requests = _header_int(headers, "x-ratelimit-limit-requests")
         if limit_requests:
             self.request_capacity = limit_requests * self.request_window / self._request_header_window
+
+    def on_response(self, permit: Permit, headers: Mapping[str, str]) -> None:
+        """Learn limits and the server's charge rule from a response's x-ratelimit-* headers."""
+        self._learn_limits(headers)
         self._calibrated = True
         self._throttle_streak = 0
         remaining = _header_int(headers, "x-ratelimit-remaining-tokens")
@@ -248,8 +253,18 @@ class RateLimiter:
             self._offset = max(0.0, server_used - self.scale * ours)
             self._offset_at = permit.sent_at
 
-    def on_throttle(self, permit: Permit | None, retry_after: float | None, kind: str = "tokens") -> None:
-        """A 429: one cool-down shared by every caller, and a correction if our books were wrong."""
+    def on_throttle(
+        self,
+        permit: Permit | None,
+        retry_after: float | None,
+        kind: str = "tokens",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """A 429: one cool-down shared by every caller, and a correction if our books were wrong.
+
+        A 429 alone says nothing reliable about the limit (others may share the deployment, a
+        proxy may throttle): limits are learned only from the x-ratelimit headers it carries.
+        """
         now = self._clock()
         self.throttled += 1
         self._throttle_streak += 1
@@ -258,8 +273,8 @@ class RateLimiter:
         else:  # no hint from the server: back off exponentially while the 429s keep coming
             delay = min(_MAX_BLIND_COOLDOWN, 0.5 * 2 ** min(self._throttle_streak, 10))
         self._cooldown_until = max(self._cooldown_until, now + delay)
-        self._expire(now)
-        in_window = self.scale * self._token_sum  # what we believe the server holds, this request included
+        if headers:
+            self._learn_limits(headers)
         if permit is not None:
             self.refund(permit)
         # Several in-flight requests are rejected by one overflow: correct once per cool-down.
@@ -269,11 +284,7 @@ class RateLimiter:
         if kind == "requests":
             if self.request_capacity is not None and self.request_capacity > 1:
                 self.request_capacity = max(1.0, self.request_capacity * 0.95)
-        elif self.tpm is None:
-            # Unknown limit: the window was full at about what we had in it, less this request.
-            if permit is not None and in_window >= 2 * self.scale * permit.estimate:
-                self.tpm = int(in_window - self.scale * permit.estimate)
-        else:
+        elif self.tpm is not None:
             self.scale = min(self.scale * 1.05, _MAX_SCALE)
             self._skew = min(_MAX_SKEW, self._skew * 1.5 + 0.1)
 

@@ -159,7 +159,7 @@ class Runner:
                 last = exc
                 throttled += 1
                 self.tally.throttled += 1
-                self.limiter.on_throttle(permit, exc.retry_after, throttle_kind(str(exc)))
+                self.limiter.on_throttle(permit, exc.retry_after, throttle_kind(str(exc)), exc.headers)
                 if throttled >= MAX_THROTTLED_ATTEMPTS:
                     break
                 continue

@@ -158,37 +158,28 @@ async def test_429s_without_a_delay_back_off_exponentially() -> None:
         starts.append(p.sent_at)
         lim.on_throttle(p, None)
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert gaps == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert gaps == pytest.approx([1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0])
     ok = await lim.acquire(10)
     lim.on_response(ok, {})
     p = await lim.acquire(10)
     lim.on_throttle(p, None)
-    assert (await lim.acquire(10)).sent_at - p.sent_at == 1.0  # a success resets the streak
+    assert (await lim.acquire(10)).sent_at - p.sent_at == pytest.approx(1.0)  # a success resets the streak
 
 
-async def test_unknown_limit_learned_from_a_429_with_a_full_window() -> None:
+async def test_a_429_alone_never_sets_a_limit_but_its_headers_do() -> None:
     lim, ft = make(None, None)
-    for _ in range(9):
-        await lim.acquire(1000)
-    rejected = await lim.acquire(1000)
-    lim.on_throttle(rejected, 5.0)
-    assert lim.tpm == 9000
-    lone, _ = make(None, None)
-    p = await lone.acquire(1000)
-    lone.on_throttle(p, 5.0)
-    assert lone.tpm is None  # one request says nothing about the limit
+    permits = [await lim.acquire(1000) for _ in range(9)]
+    lim.on_throttle(permits[-1], 5.0)
+    assert lim.tpm is None  # a storm of 429s (a proxy, a neighbour) must not shrink our limit
+    lim.on_throttle(permits[-2], 5.0, headers={"x-ratelimit-limit-tokens": "90000"})
+    assert lim.tpm == 90_000
 
 
-async def test_bursts_are_smoothed_to_five_times_the_steady_rate() -> None:
-    lim, ft = make(60_000, None, burst_factor=5.0)  # steady 1,000 tokens/s: bursts of 5,000 per second
-    times = [(await lim.acquire(500)).sent_at for _ in range(40)]
-    for t in times:
-        assert sum(500 for u in times if t - 1.0 < u <= t) <= 5000
-    assert times[-1] - times[0] == pytest.approx(3.0, abs=0.01)  # 20,000 tokens over ~4 s, not at once
-
-
-async def test_an_unforeseen_429_widens_the_expiry_margin() -> None:
-    lim, ft = make(10_000, None, skew=0.1)
-    p = await lim.acquire(100)
-    lim.on_throttle(p, 1.0)
-    assert lim.skew == pytest.approx(0.25)
+async def test_a_long_wait_is_rechecked_when_a_reply_changes_the_limit() -> None:
+    lim, ft = make(2000, None)
+    first = await lim.acquire(2000)
+    waiter = asyncio.ensure_future(lim.acquire(2000))  # would wait 60 s under the old limit
+    await asyncio.sleep(0)
+    lim.on_response(first, {"x-ratelimit-limit-tokens": "100000"})
+    second = await waiter
+    assert second.sent_at - first.sent_at <= 1.0
