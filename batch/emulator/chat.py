@@ -36,7 +36,8 @@ from .answers import ReceivedImage
 from .auth import authenticate
 from .charging import ChargeInputs, compute_charge
 from .errors import ApiError, bad_request, deployment_not_found, rate_limited, resource_not_found
-from .faults import FAILING_KINDS, NO_STATUS_KINDS, Hit, answer_with_fault, client_gone, fail, rejection
+from .fault_responses import answer_with_fault, client_gone, fail, rejection
+from .faults import FAILING_KINDS, NO_STATUS_KINDS, Hit
 from .images import ImageInfo, fetch_image, invalid_image
 from .limits import Admission
 from .parsing import ChatRequest, ImageRef, check_against_model, parse_chat_body
