@@ -123,6 +123,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=3000)
     ap.add_argument("--kills", type=int, default=3)
+    ap.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="leave a fault kind out (e.g. --without 429) to see what it costs",
+    )
     args = ap.parse_args()
     rng = random.Random(11)
     with tempfile.TemporaryDirectory() as d:
@@ -132,7 +139,8 @@ def main() -> None:
         with emulator_process("--deployment", "gpt-4o=gpt-4o:100000000", *latency) as url:
             clean = run_once(url, tmp, manifest, "clean", 0, rng)
             clean_requests = len(requests_log(url))
-        fault_args = [a for f in FAULTS for a in ("--fault", f)]
+        chosen = [f for f in FAULTS if f.split(":")[0] not in args.without]
+        fault_args = [a for f in chosen for a in ("--fault", f)]
         with emulator_process("--deployment", "gpt-4o=gpt-4o:100000000", *latency, *fault_args) as url:
             faulty = run_once(url, tmp, manifest, "faulty", args.kills, rng)
             log = requests_log(url)

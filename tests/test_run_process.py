@@ -54,7 +54,8 @@ async def test_http_image_urls_pass_through(
     assert sources == {"url"}
 
 
-def test_sigint_stops_cleanly_and_rerun_resumes(tmp_path: Path, env: dict[str, str]) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_cleanly_and_rerun_resumes(tmp_path: Path, env: dict[str, str], sig: signal.Signals) -> None:
     config = EmulatorConfig(
         deployments=[Deployment("gpt-4o", "gpt-4o", tpm=10_000_000)],
         api_keys=frozenset({API_KEY}),
@@ -71,10 +72,10 @@ def test_sigint_stops_cleanly_and_rerun_resumes(tmp_path: Path, env: dict[str, s
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(list(parts.glob("b*.parquet"))) < 2:
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 1, err
-        assert "run the same command again to resume" in err
+        assert "run the same command again to resume" in err and f"received {sig.name}" in err
         assert API_KEY not in out + err
         done = sum(pq.read_metadata(p).num_rows for p in parts.glob("b*.parquet"))
         sent_first = len([r for r in emu.requests() if r.get("route") == "azure"])
