@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from .client import KeyCredential
 from .errors import BatchError, RunStopped
@@ -42,6 +44,23 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number such as 0.6 or 60%") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (0% and 100%)")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give one or more model names separated by commas")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batch",
@@ -60,6 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
     run.add_argument("--concurrency", type=_non_negative_int, metavar="N", help="requests in flight (0 = auto)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    est = sub.add_parser(
+        "estimate",
+        help="estimate a job's tokens, cost and time (no API calls)",
+        description="Estimate tokens, cost and run time from the manifest and image headers alone: "
+        "nothing is sent and no image is downloaded.",
+    )
+    est.add_argument("job", metavar="JOB.toml")
+    est.add_argument("--manifest", metavar="PATH", help="manifest to use instead of the job's")
+    est.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    est.add_argument("--detail", choices=("low", "high", "auto"), help="estimate every row at this detail")
+    est.add_argument("--model", metavar="NAME", help="estimate on this model instead of the job's")
+    est.add_argument("--compare", type=_names, metavar="M1,M2", help="models for the what-if table")
+    est.add_argument("--prices", type=Path, metavar="FILE", help="price table adding to / replacing the built-in one")
+    est.add_argument(
+        "--expected-output",
+        type=_share,
+        default=0.6,
+        metavar="SHARE",
+        help="assumed share of max_tokens a reply uses (default 0.6)",
+    )
+    est.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
+    est.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
+    est.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
     sub.add_parser(
         "emulator",
         help="serve the Azure-compatible emulator",
@@ -67,6 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the Azure-compatible emulator (see `batch emulator --help`).",
     )
     return parser
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    from .estimate import estimate_job
+    from .estimate_render import render_text
+
+    spec = load_spec(args.job)
+    spec = with_overrides(spec, manifest=args.manifest, tpm=args.tpm, rpm=args.rpm, max_tokens=args.max_tokens)
+    report = estimate_job(
+        spec,
+        detail_override=args.detail,
+        model_override=args.model,
+        compare=args.compare,
+        prices=args.prices,
+        expected_output=args.expected_output,
+    )
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_text(report))
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -129,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
     try:
-        return _run(args)  # the only subcommand argparse hands back ("emulator" is dispatched above)
+        # "emulator" is dispatched above; argparse hands back only "run" and "estimate"
+        return _estimate(args) if args.command == "estimate" else _run(args)
     except RunStopped as exc:
         print(f"batch: {exc}", file=sys.stderr)
         return EXIT_STOPPED

@@ -25,13 +25,9 @@ from .images import load_image, to_data_url
 from .models import ModelInfo
 from .records import DETAILS, Estimate, WorkItem
 from .spec import JobSpec
+from .text_tokens import chat_prompt_tokens, get_encoding
 from .vision_tokens import image_tokens
 
-# Before issue-6 tokenizers land, text is estimated at ~4 characters a token, plus Azure's
-# per-message framing; the limiter corrects the scale from the server's headers anyway.
-_CHARS_PER_TOKEN = 4.0
-_PER_MESSAGE = 4
-_PER_REQUEST = 3
 # An http(s) image whose size we do not fetch is estimated as a 1024x1024 picture.
 _UNKNOWN_SIZE = (1024, 1024)
 _DATA_URL = re.compile(r"^data:([\w/+.-]+);base64,", re.ASCII)
@@ -45,10 +41,6 @@ class PreparedRequest:
     image_note: str | None
 
 
-def text_tokens(text: str) -> int:
-    return int(len(text) / _CHARS_PER_TOKEN + 0.999) if text else 0
-
-
 class RequestBuilder:
     """Builds request bodies for one job. Stateless per row; safe to call from worker threads."""
 
@@ -57,6 +49,9 @@ class RequestBuilder:
         self._model = model
         self._model_in_body = model_in_body
         self._base = spec.input.base_dir.resolve()
+        # Load the tokenizer now, before worker threads call build(): the first load sets up
+        # its offline cache, and a bad install should fail the job here, not every row.
+        get_encoding(model.tokenizer)
 
     def build(self, item: WorkItem) -> PreparedRequest:
         spec = self._spec
@@ -95,8 +90,8 @@ class RequestBuilder:
         if spec.prompt.temperature is not None:
             body["temperature"] = spec.prompt.temperature
 
-        text = text_tokens(spec.prompt.system) + text_tokens(user_text)
-        text += _PER_REQUEST + _PER_MESSAGE * len(messages)
+        # Exact text tokens with the model's tokenizer and OpenAI's chat framing (text parts only).
+        text = chat_prompt_tokens(spec.prompt.system, user_text, self._model.tokenizer)
         est = Estimate(text, image_tokens(self._model, size[0], size[1], detail), max_out)
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         return PreparedRequest(raw, est, detail, note)

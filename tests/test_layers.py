@@ -19,11 +19,26 @@ ALLOWED = {
     "images": {"errors"},
     "retry": {"errors"},
     "ratelimit": {"errors"},
-    "payloads": {"errors", "images", "models", "records", "spec", "vision_tokens"},
+    "text_tokens": {"errors"},
+    "pricing": {"errors"},
+    "payloads": {"errors", "images", "models", "records", "spec", "text_tokens", "vision_tokens"},
     "manifest": {"errors", "records", "spec"},
     "client": {"errors", "records", "retry", "spec"},
     "results": {"errors", "manifest", "records"},
     "progress": {"records"},
+    "estimate": {
+        "errors",
+        "images",
+        "manifest",
+        "models",
+        "payloads",
+        "pricing",
+        "records",
+        "spec",
+        "text_tokens",
+        "vision_tokens",
+    },
+    "estimate_render": {"estimate"},
 }
 
 
