@@ -25,6 +25,9 @@ class Tally:
     completion_tokens: int = 0
     requests: int = 0
     throttled: int = 0
+    cost_usd: float = 0.0
+    batch_cost_usd: float = 0.0
+    unpriced_models: set[str] = field(default_factory=set)
     error_codes: dict[str, int] = field(default_factory=dict)
 
     def add(self, o: Outcome) -> None:
@@ -59,6 +62,8 @@ class RunSummary:
             f"(ok {t.ok}, filtered {t.filtered}, error {t.error})",
             f"tokens: {t.prompt_tokens} prompt + {t.completion_tokens} completion; "
             f"requests {t.requests}, throttled (429) {t.throttled}",
+            f"cost: ${t.cost_usd:.4f} at standard prices (${t.batch_cost_usd:.4f} at Batch prices)"
+            + (f"; no price for {', '.join(sorted(t.unpriced_models))}" if t.unpriced_models else ""),
             f"wall time: {self.wall_s:.1f} s",
         ]
         if t.error_codes:
@@ -87,9 +92,11 @@ class ProgressBar:
             smoothing=0.05,
         )
 
-    def advance(self, n: int, *, tokens_per_min: float, tpm: int | None, throttled: int) -> None:
+    def advance(self, n: int, *, tokens_per_min: float, tpm: int | None, throttled: int, cost_usd: float) -> None:
         limit = f"/{tpm / 1000:.0f}k" if tpm else ""
-        self._bar.set_postfix_str(f"tok/min {tokens_per_min / 1000:.1f}k{limit} 429s {throttled}", refresh=False)
+        self._bar.set_postfix_str(
+            f"tok/min {tokens_per_min / 1000:.1f}k{limit} 429s {throttled} ${cost_usd:.2f}", refresh=False
+        )
         self._bar.update(n)
 
     def close(self) -> None:

@@ -33,10 +33,12 @@ from .errors import (
     RowError,
     RunStopped,
     TransientApiError,
+    UnknownModelError,
 )
 from .manifest import Manifest
 from .models import lookup_model
 from .payloads import PreparedRequest, RequestBuilder
+from .pricing import Price, cost, load_prices
 from .progress import ProgressBar, RunSummary, Tally
 from .ratelimit import RateLimiter, throttle_kind
 from .records import Outcome, Status, WorkItem
@@ -132,6 +134,8 @@ class Runner:
         self._started = time.monotonic()
         self._last_success: float | None = None
         self._connect_errors = 0
+        self._prices = load_prices()
+        self._price_cache: dict[str, Price | None] = {}
 
     # ---- one row ------------------------------------------------------------------------------
 
@@ -394,15 +398,38 @@ class Runner:
             if o is not _TICK:
                 store.add(o)
                 self.tally.add(o)
+                self._add_cost(o)
                 bar.advance(
                     1,
                     tokens_per_min=self.limiter.charged_last_window(),
                     tpm=self.limiter.tpm,
                     throttled=self.tally.throttled,
+                    cost_usd=self.tally.cost_usd,
                 )
             if store.flush_due:
                 await asyncio.to_thread(store.flush, store.take_buffer())
         await asyncio.to_thread(store.close)
+
+    def _add_cost(self, o: Outcome) -> None:
+        """Cost so far from billed usage, at the price of the model that answered."""
+        if o.prompt_tokens is None and o.completion_tokens is None:
+            return
+        name = o.model or self.spec.endpoint.model
+        if name not in self._price_cache:
+            try:
+                self._price_cache[name] = self._prices.price_for(name)
+            except UnknownModelError:
+                try:  # the service may name a snapshot the table lacks: fall back to the job's model
+                    self._price_cache[name] = self._prices.price_for(self.spec.endpoint.model)
+                except UnknownModelError:
+                    self._price_cache[name] = None
+        price = self._price_cache[name]
+        if price is None:
+            self.tally.unpriced_models.add(name)
+            return
+        p, c = o.prompt_tokens or 0, o.completion_tokens or 0
+        self.tally.cost_usd += cost(p, c, price)
+        self.tally.batch_cost_usd += cost(p, c, price, batch=True)
 
     async def _resize(self, window: Window) -> None:
         while True:

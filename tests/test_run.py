@@ -170,3 +170,16 @@ def test_bad_job_exits_2_and_sends_nothing(
     assert main(["run", str(s.job(emulator.url)), "--manifest", str(tmp_path / "none.parquet")]) == 2
     assert main(["run", str(s.job(emulator.url, model="gpt-9-turbo"))]) == 2
     assert chat_requests(emulator) == []
+
+
+def test_summary_shows_cost_from_billed_usage(
+    tmp_path: Path, emulator: EmbeddedEmulator, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = Sample(tmp_path, 6)
+    assert main(["run", str(s.job(emulator.url)), "--no-progress"]) == 0
+    out = rows(tmp_path / "out/results.parquet")
+    assert {r["model"] for r in out} <= {"gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-2024-11-20"}
+    # gpt-4o (2024-08-06 and later): $2.50 in, $10.00 out per 1M tokens; Batch half of that.
+    expected = sum(r["prompt_tokens"] * 2.5e-6 + r["completion_tokens"] * 10e-6 for r in out)
+    printed = capsys.readouterr().out
+    assert f"cost: ${expected:.4f} at standard prices (${expected / 2:.4f} at Batch prices)" in printed
