@@ -19,7 +19,6 @@ import signal
 import time
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -35,6 +34,7 @@ from .errors import (
     TransientApiError,
     UnknownModelError,
 )
+from .inflight import ByteBudget, LiveStats, Window
 from .manifest import Manifest
 from .models import lookup_model
 from .payloads import PreparedRequest, RequestBuilder
@@ -57,42 +57,6 @@ UNREACHABLE_AFTER = 3
 NOT_FOUND_RETRY_S = 3.0
 _MIN_WINDOW, _MAX_WINDOW, _UNLIMITED_WINDOW = 2, 1024, 64
 _TICK = Outcome(-1, "error")  # the writer's "no outcome this time" marker
-
-
-class Window:
-    """A resizable counting gate on rows in flight."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.active = 0
-        self._cond = asyncio.Condition()
-
-    async def enter(self) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.active < self.size)
-            self.active += 1
-
-    async def leave(self) -> None:
-        async with self._cond:
-            self.active -= 1
-            self._cond.notify()
-
-    async def resize(self, size: int) -> None:
-        async with self._cond:
-            self.size = size
-            self._cond.notify_all()
-
-
-@dataclass(slots=True)
-class _Live:
-    """Running averages the window sizing reads."""
-
-    latency_s: float = 2.0
-    estimate: float = 1000.0
-
-    def observe(self, latency_s: float, estimate: int) -> None:
-        self.latency_s += 0.1 * (latency_s - self.latency_s)
-        self.estimate += 0.1 * (estimate - self.estimate)
 
 
 class Runner:
@@ -127,7 +91,8 @@ class Runner:
         )
         self.tally = Tally(self.info.num_rows)
         self._rng = random.Random(seed)
-        self._live = _Live()
+        self._live = LiveStats()
+        self._bytes = ByteBudget()
         self._show_progress = show_progress
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
@@ -145,6 +110,11 @@ class Runner:
             req = await asyncio.to_thread(self.builder.build, item)
         except RowError as exc:
             return Outcome(item.index, "error", error_code=exc.code, error_message=str(exc))
+        async with self._bytes.hold(len(req.body)):
+            return await self._send(client, item, req)
+
+    async def _send(self, client: ChatClient, item: WorkItem, req: PreparedRequest) -> Outcome | None:
+        """Attempts for one built request: pacing, retries, and the row's outcome."""
         attempts = throttled = 0
         retried_not_found = False
         started = time.monotonic()

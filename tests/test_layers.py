@@ -26,6 +26,7 @@ ALLOWED = {
     "client": {"errors", "records", "retry", "spec"},
     "results": {"errors", "manifest", "records"},
     "progress": {"records"},
+    "inflight": set(),
     "estimate": {
         "errors",
         "images",
