@@ -11,7 +11,7 @@ built-in entries of the same name whole::
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -76,17 +76,29 @@ def lookup_model(name: str, extra: Path | None = None) -> ModelInfo:
     """
     catalogue = load_catalogue(extra)
     key = name.strip().lower()
-    if key in catalogue:
-        return catalogue[key]
-    prefixes = [known for known in catalogue if key.startswith(known + "-")]
-    if prefixes:
-        return catalogue[max(prefixes, key=len)]
+    match = match_model_name(key, catalogue)
+    if match is not None:
+        return catalogue[match]
     raise UnknownModelError(
         f"unknown model {name!r}: the tool has image-token rules for {', '.join(sorted(catalogue))}. "
         f"To use another model, describe it in a TOML file in the format of {_BUILTIN} "
         f'(a [models."{key}"] table with tokenizer, max_images, default_max_output and image) '
         "and pass that file as the extra model catalogue."
     )
+
+
+def match_model_name(name: str, known: Iterable[str]) -> str | None:
+    """Which of ``known`` (lower-case names) a model name means, by the rule of :func:`lookup_model`.
+
+    Shared by every per-model table (image rules, prices) so that a dated snapshot name such as
+    ``gpt-4o-2024-08-06`` resolves the same way everywhere.
+    """
+    key = name.strip().lower()
+    names = set(known)
+    if key in names:
+        return key
+    prefixes = [k for k in names if key.startswith(k + "-")]
+    return max(prefixes, key=len) if prefixes else None
 
 
 def known_models(extra: Path | None = None) -> list[str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError, UnknownModelError
+from .models import match_model_name
 
 __all__ = ["AddonPrice", "Price", "PriceTable", "cost", "load_prices", "price_for"]
 
@@ -79,11 +80,9 @@ class PriceTable:
         while ``gpt-4o-2024-08-06`` falls back to ``gpt-4o``.
         """
         key = model_name.strip().lower()
-        if key in self.models:
-            return self.models[key]
-        prefixes = [known for known in self.models if key.startswith(known + "-")]
-        if prefixes:
-            return self.models[max(prefixes, key=len)]
+        match = match_model_name(key, self.models)
+        if match is not None:
+            return self.models[match]
         raise UnknownModelError(
             f"no price for model {model_name!r}: the price table ({' + '.join(self.sources)}) has "
             f"{', '.join(sorted(self.models))}. To price it, write a TOML file with a "

@@ -20,7 +20,7 @@ ALLOWED = {
     "retry": {"errors"},
     "ratelimit": {"errors"},
     "text_tokens": {"errors"},
-    "pricing": {"errors"},
+    "pricing": {"errors", "models"},
     "payloads": {"errors", "images", "models", "records", "spec", "text_tokens", "vision_tokens"},
     "manifest": {"errors", "records", "spec"},
     "client": {"errors", "records", "retry", "spec"},
