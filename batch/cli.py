@@ -102,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
     est.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
     est.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
+    rep = sub.add_parser(
+        "report",
+        help="real tokens and cost of a finished run, and how far the estimate was off",
+        description="Report on a result Parquet: billed tokens and cost (standard and Batch prices), "
+        "breakdowns by detail, finish reason and status, estimate vs actual, the most expensive rows. "
+        "Streams the file: any size works in bounded memory.",
+    )
+    rep.add_argument("results", metavar="RESULTS.parquet")
+    rep.add_argument("--html", type=Path, metavar="PATH", help="also write a self-contained HTML page with charts")
+    rep.add_argument("--json", action="store_true", help="print the report as JSON")
+    rep.add_argument("--prices", type=Path, metavar="FILE", help="price table adding to / replacing the built-in one")
+    rep.add_argument("--top", type=_non_negative_int, default=10, metavar="N", help="rows in the top tables (10)")
+    rep.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment limit to draw on the timeline")
+    rep.add_argument("--id-column", metavar="NAME", help="column naming each row (default: id)")
     sub.add_parser(
         "emulator",
         help="serve the Azure-compatible emulator",
@@ -127,6 +141,23 @@ def _estimate(args: argparse.Namespace) -> int:
     )
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_text(report))
     return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+    from .report_html import write_html
+    from .report_render import render_text
+
+    report = build_report(Path(args.results), prices=args.prices, top=args.top, tpm=args.tpm, id_column=args.id_column)
+    if args.html is not None:
+        write_html(report, args.html)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_text(report), flush=True)
+    if args.html is not None:
+        print(f"HTML report: {args.html}", file=sys.stderr)
+    return EXIT_OK
+
+
+_COMMANDS = {"estimate": _estimate, "report": _report}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -189,8 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
     try:
-        # "emulator" is dispatched above; argparse hands back only "run" and "estimate"
-        return _estimate(args) if args.command == "estimate" else _run(args)
+        # "emulator" is dispatched above; argparse hands back "run", "estimate" or "report"
+        return _COMMANDS.get(args.command, _run)(args)
     except RunStopped as exc:
         print(f"batch: {exc}", file=sys.stderr)
         return EXIT_STOPPED

@@ -76,7 +76,7 @@ def main() -> None:
         t2 = time.monotonic()
         first = None
         todo = 0
-        for item in m.items(skip=again.done.copy()):
+        for _item in m.items(skip=again.done.copy()):
             if first is None:
                 first = time.monotonic()
             todo += 1
@@ -86,7 +86,8 @@ def main() -> None:
     print(f"manifest check (id hashes, duplicate test): {t1 - t0:.2f} s")
     print(f"read resume state ({already} rows in parts):  {t2 - t1:.2f} s")
     print(
-        f"skip done rows and yield the {todo} missing: {t3 - t2:.2f} s (first missing row after {(first or t3) - t2:.3f} s)"
+        f"skip done rows and yield the {todo} missing: {t3 - t2:.2f} s "
+        f"(first missing row after {(first or t3) - t2:.3f} s)"
     )
     print(
         f"total before sending could start: {(first or t3) - t0:.2f} s; all skipping done: {t3 - t0:.2f} s "

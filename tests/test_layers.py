@@ -40,6 +40,12 @@ ALLOWED = {
         "vision_tokens",
     },
     "estimate_render": {"estimate"},
+    "streamstats": set(),
+    "report_model": {"pricing", "streamstats"},
+    "report": {"errors", "pricing", "report_model", "results", "streamstats"},
+    "report_render": {"report_model"},
+    "report_svg": set(),
+    "report_html": {"report", "report_model", "report_render", "report_svg"},
 }
 
 

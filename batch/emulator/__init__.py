@@ -2,7 +2,8 @@
 
 It stands in for the real service when trying the tool, in tests and in benchmarks: Azure
 classic, Azure v1 and OpenAI-style routes, Azure's auth and error bodies, per-model
-image-token maths, admission-time token and request windows, answers that name the image
+image-token maths, text counted with the model's real tokenizer (tiktoken, loaded offline by the
+emulator itself), admission-time token and request windows, answers that name the image
 received, seeded fault injection (``Fault``), stats and a request log. It imports nothing
 from the rest of ``batch``: it is a foreign service, so the client cannot pass a test by
 agreeing with itself.

@@ -4,10 +4,11 @@ One request goes through these steps, each of which may end it with an ``ApiErro
 
 1. find the deployment (path or body ``model``), api-version, auth;
 2. validate the body (``parsing``) and the model's rules;
-3. fetch/decode every image (``images``) and count prompt tokens (``models``, ``tokens``);
+3. fetch/decode every image (``images``) and count prompt tokens (``models`` for images,
+   ``tokens`` for text, with the deployment's encoding);
 4. compute the admission charge (``charging``) and admit it against the windows (``limits``):
    charged now, before the hold, never refunded; a refusal is a 429 and charges nothing;
-5. build the answer (``answers``), truncate it to the max tokens, hold for the latency
+5. build the answer (``answers``), cut it to the max tokens, hold for the latency
    model, reply.
 
 Between steps 3 and 4 the fault rules (``faults``) get their say: a pre-admission fault
@@ -43,7 +44,7 @@ from .limits import Admission
 from .parsing import ChatRequest, ImageRef, check_against_model, parse_chat_body
 from .state import REQUEST_ID_KEY, STATE_KEY, DeploymentRuntime, EmulatorState
 from .stats import LogEntry
-from .tokens import truncate_to_tokens
+from .tokens import tokenizer
 
 __all__ = ["AZURE", "AZURE_V1", "MAX_BODY_BYTES", "OPENAI", "RouteSpec", "chat_handler", "json_response"]
 
@@ -177,7 +178,7 @@ def _estimate(runtime: DeploymentRuntime, chat: ChatRequest, images: list[Receiv
     rules = runtime.rules
     image_tokens = sum(rules.image_tokens(im.info.width, im.info.height, im.detail) for im in images)
     max_output = chat.max_tokens if chat.max_tokens is not None else rules.default_max_output
-    return _Estimate(chat.text_tokens + image_tokens, image_tokens, max_output)
+    return _Estimate(chat.text_tokens(tokenizer(rules.tokenizer)) + image_tokens, image_tokens, max_output)
 
 
 def _admit(
@@ -225,18 +226,15 @@ async def _reply(
 ) -> web.StreamResponse:
     """Step 5: the answer, truncated to the max tokens, after the latency hold (delivered
     oddly when ``hit`` is an answering fault)."""
-    full = state.answers.build(images, chat.user_texts)
+    full = state.answers.build(images, chat.user_texts, tokenizer(runtime.rules.tokenizer))
     if estimate.max_output < full.tokens:
-        answer, completion_tokens, finish_reason = (
-            truncate_to_tokens(full.text, estimate.max_output),
-            estimate.max_output,
-            "length",
-        )
+        answer, completion_tokens, finish_reason = full.cut(estimate.max_output), estimate.max_output, "length"
     else:
         answer, completion_tokens, finish_reason = full.text, full.tokens, "stop"
     runtime.stats.prompt_tokens += estimate.prompt_tokens
     runtime.stats.completion_tokens += completion_tokens
     entry.prompt_tokens = estimate.prompt_tokens
+    entry.image_tokens = estimate.image_tokens
     entry.completion_tokens = completion_tokens
     entry.finish_reason = finish_reason
     hold = state.config.latency.hold_seconds(completion_tokens, state.rng)

@@ -13,6 +13,9 @@ Two image-token families exist:
   (the image is shrunk to fit that budget), times a per-model multiplier, rounded up. The
   detail level does not change the count.
 
+Text is counted with the model's encoding (``tokenizer``): ``o200k_base`` for gpt-4o and every
+later family, ``cl100k_base`` for gpt-4 (vision-preview) and gpt-4-turbo.
+
 Deployment model names are matched by the longest known prefix, so ``gpt-4o-2024-08-06`` gets
 the gpt-4o rules while ``gpt-4o-mini-2024-07-18`` gets gpt-4o-mini's.
 """
@@ -83,6 +86,8 @@ class ModelRules:
     default_max_output: int = 4096
     #: o-series and gpt-5 reject ``max_tokens``; they want ``max_completion_tokens``.
     rejects_max_tokens: bool = False
+    #: The text encoding: o200k_base from gpt-4o on, cl100k_base for gpt-4 and gpt-4-turbo.
+    tokenizer: str = "o200k_base"
 
     def image_tokens(self, width: int, height: int, detail: str) -> int:
         """Image tokens for one image of the given decoded size; ``auto`` counts as ``high``."""
@@ -90,7 +95,7 @@ class ModelRules:
 
 
 _GPT4O = TileFormula(85, 170)
-_TURBO = ModelRules("gpt-4-turbo", _GPT4O, max_images=10, default_max_output=16)
+_TURBO = ModelRules("gpt-4-turbo", _GPT4O, max_images=10, default_max_output=16, tokenizer="cl100k_base")
 
 _TABLE: dict[str, ModelRules] = {
     "gpt-4o": ModelRules("gpt-4o", _GPT4O),
@@ -100,9 +105,11 @@ _TABLE: dict[str, ModelRules] = {
     "gpt-4.1-mini": ModelRules("gpt-4.1-mini", PatchFormula(1.62)),
     "gpt-4.1-nano": ModelRules("gpt-4.1-nano", PatchFormula(2.46)),
     "gpt-4-turbo": _TURBO,
-    "gpt-4-vision": ModelRules("gpt-4-vision-preview", _GPT4O, max_images=10, default_max_output=16),
+    "gpt-4-vision": ModelRules(
+        "gpt-4-vision-preview", _GPT4O, max_images=10, default_max_output=16, tokenizer="cl100k_base"
+    ),
     # A bare "gpt-4" deployment name is how Azure lists gpt-4 version vision-preview.
-    "gpt-4": ModelRules("gpt-4-vision-preview", _GPT4O, max_images=10, default_max_output=16),
+    "gpt-4": ModelRules("gpt-4-vision-preview", _GPT4O, max_images=10, default_max_output=16, tokenizer="cl100k_base"),
     "o1": ModelRules("o1", TileFormula(75, 150), rejects_max_tokens=True),
     "o3": ModelRules("o3", TileFormula(75, 150), rejects_max_tokens=True),
     "o4-mini": ModelRules("o4-mini", PatchFormula(1.72), rejects_max_tokens=True),

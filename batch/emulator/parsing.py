@@ -1,7 +1,9 @@
 """Validating a chat-completions body the way the service does, without touching images.
 
-``parse_chat_body`` checks the JSON structure and returns a ``ChatRequest``: text token
-count, user texts, image references (URL + detail, not yet fetched) and the max-tokens field.
+``parse_chat_body`` checks the JSON structure and returns a ``ChatRequest``: the texts the
+service tokenizes (roles, names, message texts), user texts, image references (URL + detail, not
+yet fetched) and the max-tokens field. Counting needs the deployment's encoding, so it happens
+later (``ChatRequest.text_tokens``).
 Model-specific checks (image-count limit, ``max_tokens`` on o-series) need the deployment's
 rules and live in ``check_against_model``. Error messages name the offending value and
 parameter path, as the real service does (``messages[0].content[1].image_url.detail``).
@@ -14,7 +16,7 @@ from typing import Any, cast
 
 from .errors import bad_request
 from .models import ModelRules
-from .tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, count_tokens
+from .tokens import REPLY_PRIMING, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, Tokenizer
 
 __all__ = ["ChatRequest", "ImageRef", "check_against_model", "parse_chat_body"]
 
@@ -38,11 +40,19 @@ class ImageRef:
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str | None
-    text_tokens: int  # message texts + per-message overhead + reply priming
+    messages: int
+    names: int  # messages carrying a ``name``
+    counted_texts: list[str]  # every role, name and text the tokenizer sees, in order
     user_texts: list[str]
     images: list[ImageRef]
     max_tokens_field: str | None  # "max_tokens", "max_completion_tokens" or None
     max_tokens: int | None
+
+    def text_tokens(self, tokenizer: Tokenizer) -> int:
+        """Prompt tokens of the text: framing per message and name, reply priming, every text.
+        Image parts are not included (they cost image tokens)."""
+        framing = REPLY_PRIMING + TOKENS_PER_MESSAGE * self.messages + TOKENS_PER_NAME * self.names
+        return framing + sum(tokenizer.count(text) for text in self.counted_texts)
 
 
 def parse_chat_body(body: object) -> ChatRequest:
@@ -65,16 +75,20 @@ def parse_chat_body(body: object) -> ChatRequest:
         raise bad_request(
             "invalid_type", "Invalid 'messages': expected a non-empty array of messages.", param="messages"
         )
-    text_tokens = REPLY_PRIMING
+    counted: list[str] = []
     user_texts: list[str] = []
     images: list[ImageRef] = []
+    names = 0
     for i, message in enumerate(cast(list[object], messages)):
-        text_tokens += _parse_message(message, f"messages[{i}]", user_texts, images)
+        names += _parse_message(message, f"messages[{i}]", counted, user_texts, images)
     field, limit = _max_tokens(data)
-    return ChatRequest(model, text_tokens, user_texts, images, field, limit)
+    return ChatRequest(model, len(messages), names, counted, user_texts, images, field, limit)
 
 
-def _parse_message(message: object, where: str, user_texts: list[str], images: list[ImageRef]) -> int:
+def _parse_message(
+    message: object, where: str, counted: list[str], user_texts: list[str], images: list[ImageRef]
+) -> int:
+    """Check one message, collecting its texts; returns 1 if it has a ``name``, else 0."""
     if not isinstance(message, dict):
         raise bad_request("invalid_type", f"Invalid type for '{where}': expected an object.", param=where)
     msg = cast(dict[str, Any], message)
@@ -85,10 +99,11 @@ def _parse_message(message: object, where: str, user_texts: list[str], images: l
             f"Invalid value: {role!r}. Supported values are: {', '.join(repr(r) for r in sorted(ROLES))}.",
             param=f"{where}.role",
         )
-    tokens = MESSAGE_OVERHEAD
+    counted.append(str(role))
     name = msg.get("name")
+    has_name = isinstance(name, str)
     if isinstance(name, str):
-        tokens += count_tokens(name) + 1
+        counted.append(name)
     content = msg.get("content")
     if content is None:
         if role != "assistant":
@@ -96,11 +111,12 @@ def _parse_message(message: object, where: str, user_texts: list[str], images: l
                 "invalid_type", f"Invalid 'content' in '{where}': expected a string or an array.",
                 param=f"{where}.content",
             )  # fmt: skip
-        return tokens
+        return int(has_name)
     if isinstance(content, str):
         if role == "user":
             user_texts.append(content)
-        return tokens + count_tokens(content)
+        counted.append(content)
+        return int(has_name)
     if not isinstance(content, list):
         raise bad_request(
             "invalid_type",
@@ -108,13 +124,19 @@ def _parse_message(message: object, where: str, user_texts: list[str], images: l
             param=f"{where}.content",
         )
     for j, part in enumerate(cast(list[object], content)):
-        tokens += _parse_part(part, f"{where}.content[{j}]", str(role), where, user_texts, images)
-    return tokens
+        _parse_part(part, f"{where}.content[{j}]", str(role), where, counted, user_texts, images)
+    return int(has_name)
 
 
 def _parse_part(
-    part: object, where: str, role: str, message_where: str, user_texts: list[str], images: list[ImageRef]
-) -> int:
+    part: object,
+    where: str,
+    role: str,
+    message_where: str,
+    counted: list[str],
+    user_texts: list[str],
+    images: list[ImageRef],
+) -> None:
     if not isinstance(part, dict):
         raise bad_request("invalid_type", f"Invalid type for '{where}': expected an object.", param=where)
     p = cast(dict[str, Any], part)
@@ -127,7 +149,8 @@ def _parse_part(
             )
         if role == "user":
             user_texts.append(text)
-        return count_tokens(text)
+        counted.append(text)
+        return
     if kind == "image_url":
         if role != "user":
             raise bad_request(
@@ -137,7 +160,7 @@ def _parse_part(
                 param=message_where,
             )
         images.append(_parse_image_url(p.get("image_url"), f"{where}.image_url"))
-        return 0
+        return
     raise bad_request(
         "invalid_value",
         f"Invalid value: {kind!r}. Supported values are: 'text' and 'image_url'.",

@@ -25,6 +25,7 @@ from .images import ImageInspector
 from .limits import DeploymentLimiter
 from .models import ModelRules, rules_for
 from .stats import UNROUTED, DeploymentStats, RequestLog
+from .tokens import tokenizer
 
 __all__ = ["REQUEST_ID_KEY", "STATE_KEY", "DeploymentRuntime", "EmulatorState"]
 
@@ -53,7 +54,9 @@ class EmulatorState:
         self.stopping = asyncio.Event()
         now = clock()
         for dep in config.deployments:
-            self.runtimes[dep.name] = DeploymentRuntime(dep, rules_for(dep.model), self._limiter(dep, now))
+            rules = rules_for(dep.model)
+            tokenizer(rules.tokenizer)  # load the vocabulary now (once per process), not on a request
+            self.runtimes[dep.name] = DeploymentRuntime(dep, rules, self._limiter(dep, now))
         self.faults = FaultInjector(config.faults, seed=config.seed, now=now)
 
     def set_faults(self, rules: Sequence[Fault]) -> None:

@@ -121,6 +121,7 @@ class LogEntry:
     images: list[ReceivedImage] = field(default_factory=list)
     tokens_charged: int | None = None
     prompt_tokens: int | None = None
+    image_tokens: int | None = None  # the part of prompt_tokens the images cost
     completion_tokens: int | None = None
     finish_reason: str | None = None
     fault: str | None = None  # the injected fault's kind, if any
@@ -154,6 +155,7 @@ class LogEntry:
             ],
             "tokens_charged": self.tokens_charged,
             "prompt_tokens": self.prompt_tokens,
+            "image_tokens": self.image_tokens,
             "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
             "fault": self.fault,

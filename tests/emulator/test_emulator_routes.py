@@ -123,30 +123,31 @@ async def test_text_only_request_gets_an_answer(caller: Caller) -> None:
 
 
 async def test_prompt_tokens_count_text_and_messages(caller: Caller) -> None:
-    """Own counter: one token per word run or punctuation mark, 4 per message, 3 per reply."""
+    """o200k_base for gpt-4o: 3 per message + role ("user": 1) + content, 3 to prime the reply."""
     messages: list[dict[str, str]] = [{"role": "user", "content": "Hello, world!"}]
     body_in = {"messages": messages, "max_tokens": 100}
     status, _, body = await caller.post(azure_path(), body_in)
     assert status == 200
-    assert body["usage"]["prompt_tokens"] == 4 + 3 + 4  # Hello , world !
+    assert body["usage"]["prompt_tokens"] == 3 + 1 + 4 + 3  # Hello , world !
     messages.append({"role": "user", "content": "again"})
     _, _, body2 = await caller.post(azure_path(), body_in)
-    assert body2["usage"]["prompt_tokens"] == 11 + 4 + 1
+    assert body2["usage"]["prompt_tokens"] == 11 + 3 + 1 + 1
 
 
 async def test_max_tokens_truncates_with_length(caller: Caller) -> None:
     img = make_image(80, 60, seed=5)
     _, _, full = await caller.post(azure_path(), chat_body(image_part(data_url(img)), max_tokens=1000))
-    status, _, cut = await caller.post(azure_path(), chat_body(image_part(data_url(img)), max_tokens=7))
+    status, _, cut = await caller.post(azure_path(), chat_body(image_part(data_url(img)), max_tokens=12))
     assert status == 200
     assert cut["choices"][0]["finish_reason"] == "length"
-    assert cut["usage"]["completion_tokens"] == 7
+    assert cut["usage"]["completion_tokens"] == 12
     text = cut["choices"][0]["message"]["content"]
-    assert text == "image 1: 80x60 PNG sha256:"  # 7 tokens: image 1 : 80x60 PNG sha256 :
+    # o200k_base: "image", " ", "1", ":", " ", "80", "x", "60", " PNG", " sha", "256", ":"
+    assert text == "image 1: 80x60 PNG sha256:"
     assert full["choices"][0]["message"]["content"].startswith(text)
     assert full["choices"][0]["finish_reason"] == "stop"
     # max_completion_tokens truncates the same way.
-    _, _, cut2 = await caller.post(azure_path(), chat_body(image_part(data_url(img)), max_completion_tokens=7))
+    _, _, cut2 = await caller.post(azure_path(), chat_body(image_part(data_url(img)), max_completion_tokens=12))
     assert cut2["choices"][0]["message"]["content"] == text
     assert cut2["choices"][0]["finish_reason"] == "length"
 
