@@ -81,3 +81,4 @@ class Outcome:
     estimated_image_tokens: int | None = None
     estimated_prompt_tokens: int | None = None
     image_note: str | None = None
+    completed_at: float | None = None  # Unix time the outcome was recorded (set by the result store)

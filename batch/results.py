@@ -21,7 +21,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,6 +55,7 @@ RESULT_SCHEMA = pa.schema(
         ("estimated_image_tokens", pa.int64()),
         ("estimated_prompt_tokens", pa.int64()),
         ("image_note", pa.string()),
+        ("completed_at", pa.timestamp("ms", tz="UTC")),
     ]
 )
 RESULT_COLUMNS = RESULT_SCHEMA.names
@@ -73,7 +74,11 @@ def _outcomes_table(rows: list[Outcome]) -> pa.Table:
     for o in rows:
         d = asdict(o)
         cols[ROW].append(d.pop("index"))
+        at = d.pop("completed_at")
+        cols["completed_at"].append(None if at is None else round(at * 1000))
         for name in RESULT_COLUMNS:
+            if name == "completed_at":
+                continue
             cols[name].append(d[name])
     return pa.table(cols, schema=_PART_SCHEMA)
 
@@ -159,6 +164,8 @@ class ResultStore:
 
     def add(self, outcome: Outcome) -> None:
         """Record a finished row: durable at once in the journal, batched into a part later."""
+        if outcome.completed_at is None:
+            outcome = replace(outcome, completed_at=time.time())
         if self._journal is None:
             self._journal_path = self.parts / f"journal-{self._seq:09d}.jsonl"
             self._seq += 1
