@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from .datafiles import check_keys, read_user_file
 from .errors import SpecError, UnknownModelError
 
 __all__ = [
@@ -111,10 +112,7 @@ def load_catalogue(extra: Path | None = None) -> Mapping[str, ModelInfo]:
     builtin = _builtin_catalogue()
     if extra is None:
         return builtin
-    try:
-        text = extra.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read model catalogue {extra}: {exc.strerror or exc}") from exc
+    text = read_user_file(extra, "model catalogue")
     return {**builtin, **_parse_catalogue(text, str(extra))}
 
 
@@ -129,7 +127,7 @@ def _parse_catalogue(text: str, source: str) -> dict[str, ModelInfo]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from exc
-    _check_keys(doc, required={"models"}, optional=set(), where=source)
+    check_keys(doc, required={"models"}, optional=set(), where=source)
     models = doc["models"]
     if not isinstance(models, dict):
         raise SpecError(f"{source}: [models] must be a table of model tables")
@@ -148,7 +146,7 @@ def _parse_catalogue(text: str, source: str) -> dict[str, ModelInfo]:
 
 
 def _parse_model(name: str, table: dict[str, Any], where: str) -> ModelInfo:
-    _check_keys(
+    check_keys(
         table,
         required={"tokenizer", "max_images", "default_max_output", "image"},
         optional={"uses_max_completion_tokens", "supports_enhancements"},
@@ -173,7 +171,7 @@ def _parse_rule(table: object, where: str) -> TileRule | PatchRule:
         raise SpecError(f'{where} must be a table such as {{ rule = "tile", base = 85, per_tile = 170 }}')
     rule = table.get("rule")
     if rule == "tile":
-        _check_keys(table, {"rule", "base", "per_tile"}, {"max_side", "short_side", "tile"}, where)
+        check_keys(table, {"rule", "base", "per_tile"}, {"max_side", "short_side", "tile"}, where)
         return TileRule(
             base=_positive_int(table, "base", where),
             per_tile=_positive_int(table, "per_tile", where),
@@ -182,7 +180,7 @@ def _parse_rule(table: object, where: str) -> TileRule | PatchRule:
             tile=_positive_int(table, "tile", where, default=512),
         )
     if rule == "patch":
-        _check_keys(table, {"rule", "multiplier", "patch_budget"}, {"patch", "max_side"}, where)
+        check_keys(table, {"rule", "multiplier", "patch_budget"}, {"patch", "max_side"}, where)
         multiplier = table["multiplier"]
         if isinstance(multiplier, bool) or not isinstance(multiplier, int | float) or not multiplier > 0:
             raise SpecError(f"{where}.multiplier must be a positive number, got {multiplier!r}")
@@ -193,16 +191,6 @@ def _parse_rule(table: object, where: str) -> TileRule | PatchRule:
             max_side=_positive_int(table, "max_side", where) if "max_side" in table else None,
         )
     raise SpecError(f'{where}.rule must be "tile" or "patch", got {rule!r}')
-
-
-def _check_keys(table: Mapping[str, Any], required: set[str], optional: set[str], where: str) -> None:
-    missing = sorted(required - table.keys())
-    if missing:
-        raise SpecError(f"{where}: missing {', '.join(missing)}")
-    unknown = sorted(table.keys() - required - optional)
-    if unknown:
-        allowed = ", ".join(sorted(required | optional))
-        raise SpecError(f"{where}: unknown key {', '.join(unknown)} (allowed: {allowed})")
 
 
 def _positive_int(table: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int:

@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .datafiles import check_keys, read_user_file
 from .errors import SpecError, UnknownModelError
 from .models import match_model_name
 
@@ -109,10 +110,7 @@ def load_prices(extra: Path | None = None) -> PriceTable:
     builtin = _builtin_table()
     if extra is None:
         return builtin
-    try:
-        text = extra.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read price file {extra}: {exc.strerror or exc}") from exc
+    text = read_user_file(extra, "price file")
     user = _parse_table(text, str(extra))
     return PriceTable(
         models={**builtin.models, **user.models},
@@ -132,7 +130,7 @@ def _parse_table(text: str, source: str) -> PriceTable:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from exc
-    _check_keys(doc, set(), {"prices", "addons"}, source)
+    check_keys(doc, set(), {"prices", "addons"}, source)
     models: dict[str, Price] = {}
     for raw, table in _tables(doc, "prices", source).items():
         name = raw.strip().lower()
@@ -145,7 +143,7 @@ def _parse_table(text: str, source: str) -> PriceTable:
     addons: dict[str, AddonPrice] = {}
     for raw, table in _tables(doc, "addons", source).items():
         where = f"{source}: [addons.{raw}]"
-        _check_keys(table, {"usd", "per", "source", "date"}, set(), where)
+        check_keys(table, {"usd", "per", "source", "date"}, set(), where)
         per = table["per"]
         if isinstance(per, bool) or not isinstance(per, int) or per <= 0:
             raise SpecError(f"{where}.per must be a positive integer, got {per!r}")
@@ -160,7 +158,7 @@ def _parse_table(text: str, source: str) -> PriceTable:
 
 
 def _parse_price(name: str, table: dict[str, Any], where: str) -> Price:
-    _check_keys(
+    check_keys(
         table,
         {"input", "output", "source", "date"},
         {"cached_input", "batch_input", "batch_output", "batch_derived"},
@@ -192,17 +190,6 @@ def _tables(doc: Mapping[str, Any], key: str, source: str) -> dict[str, dict[str
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
         raise SpecError(f"{source}: [{key}] must be a table of tables, one per name")
     return tables
-
-
-def _check_keys(table: Mapping[str, Any], required: set[str], optional: set[str], where: str) -> None:
-    missing = sorted(required - table.keys())
-    if missing:
-        raise SpecError(f"{where}: missing {', '.join(missing)}")
-    unknown = sorted(table.keys() - required - optional)
-    if unknown:
-        raise SpecError(
-            f"{where}: unknown key {', '.join(unknown)} (allowed: {', '.join(sorted(required | optional))})"
-        )
 
 
 def _usd(table: Mapping[str, Any], key: str, where: str) -> float:

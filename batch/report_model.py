@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .money import price_dict, usd_pair
 from .pricing import Price
 from .streamstats import Histogram
 
@@ -222,7 +223,7 @@ class Report:
             "rows_without_usage": self.rows_without_usage,
             "total": _line_dict(self.total),
             "models": [
-                {"model": m.model, "price": _price_dict(m.price), **_line_dict(m.line, key=False)} for m in self.models
+                {"model": m.model, "price": price_dict(m.price), **_line_dict(m.line, key=False)} for m in self.models
             ],
             "by_detail": [_line_dict(x) for x in self.by_detail],
             "by_finish_reason": [_line_dict(x) for x in self.by_finish_reason],
@@ -233,7 +234,7 @@ class Report:
                 "answered_rows": self.length.answered_rows,
                 "share": self.length.share,
                 "completion_tokens": self.length.completion_tokens,
-                "cost_usd": {"standard": self.length.cost_standard, "batch": self.length.cost_batch},
+                "cost_usd": usd_pair(self.length.cost_standard, self.length.cost_batch),
             },
             "estimate": {
                 "rows": a.rows,
@@ -283,7 +284,7 @@ class Report:
                     "prompt_tokens": r.prompt_tokens,
                     "completion_tokens": r.completion_tokens,
                     "total_tokens": r.total_tokens,
-                    "cost_usd": {"standard": r.cost_standard, "batch": r.cost_batch},
+                    "cost_usd": usd_pair(r.cost_standard, r.cost_batch),
                 }
                 for r in self.top
             ],
@@ -315,7 +316,7 @@ def _line_dict(x: Line, *, key: bool = True) -> dict[str, Any]:
         "prompt_tokens": x.prompt_tokens,
         "completion_tokens": x.completion_tokens,
         "total_tokens": x.total_tokens,
-        "cost_usd": {"standard": x.cost_standard, "batch": x.cost_batch},
+        "cost_usd": usd_pair(x.cost_standard, x.cost_batch),
     }
 
 
@@ -326,19 +327,4 @@ def _hist_dict(h: Histogram) -> dict[str, Any]:
         "max": h.max,
         "bin_width": h.width,
         "bins": [{"low": lo, "high": hi, "rows": n} for lo, hi, n in h.bins],
-    }
-
-
-def _price_dict(p: Price) -> dict[str, Any]:
-    return {
-        "entry": p.name,
-        "input": p.input,
-        "cached_input": p.cached_input,
-        "output": p.output,
-        "batch_input": p.batch_input,
-        "batch_output": p.batch_output,
-        "batch_derived": p.batch_derived,
-        "unit": "USD per 1M tokens",
-        "source": p.source,
-        "date": p.date,
     }
