@@ -36,7 +36,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import stat
 import struct
 import threading
 import warnings
@@ -51,6 +50,7 @@ import pypdfium2 as pdfium  # type: ignore[import-untyped]
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageError, RowError
+from .images import check_regular_file
 
 __all__ = [
     "DEFAULT_DPI",
@@ -362,19 +362,9 @@ def _identify(path: str | os.PathLike[str] | bytes) -> tuple[str, DocumentKind]:
 
 
 def _check_file(path: Path) -> None:
-    shown = str(path)
-    try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        raise ImageError(f"document file not found: {shown}", code="image_not_found") from None
-    except OSError as exc:
-        raise ImageError(f"cannot read document file {shown}: {exc.strerror or exc}", code="image_unreadable") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageError(f"document path is not a regular file: {shown}", code="image_not_a_file")
-    if st.st_size == 0:
-        raise ImageError(f"document file is empty (0 bytes): {shown}", code="image_empty")
+    check_regular_file(path, "document")
     if not os.access(path, os.R_OK):
-        raise ImageError(f"cannot read document file {shown}: permission denied", code="image_unreadable")
+        raise ImageError(f"cannot read document file {path}: permission denied", code="image_unreadable")
 
 
 def _check_pages(pages: Sequence[int] | None, n: int, shown: str) -> list[int]:

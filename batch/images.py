@@ -205,22 +205,31 @@ def _describe_bytes(n: int) -> str:
     return f"{n // mib} MB" if n % mib == 0 else f"{n:,} bytes"
 
 
-@contextmanager
-def _open_file(path: Path) -> Iterator[BinaryIO]:
-    """Open a regular file for reading; every way that can fail becomes an ImageError."""
+def check_regular_file(path: Path, kind: str = "image") -> None:
+    """A readable, non-empty regular file, or an ImageError saying which of those it is not.
+
+    ``kind`` ("image", "document") only words the message; the codes are the same for both.
+    """
     shown = str(path)
     try:
         st = path.stat()
     except (FileNotFoundError, NotADirectoryError):
-        raise ImageError(f"image file not found: {shown}", code="image_not_found") from None
+        raise ImageError(f"{kind} file not found: {shown}", code="image_not_found") from None
     except OSError as exc:
-        raise ImageError(f"cannot read image file {shown}: {exc.strerror or exc}", code="image_unreadable") from None
+        raise ImageError(f"cannot read {kind} file {shown}: {exc.strerror or exc}", code="image_unreadable") from None
     if stat.S_ISDIR(st.st_mode):
-        raise ImageError(f"image path is a directory, not a file: {shown}", code="image_not_a_file")
+        raise ImageError(f"{kind} path is a directory, not a file: {shown}", code="image_not_a_file")
     if not stat.S_ISREG(st.st_mode):
-        raise ImageError(f"image path is not a regular file: {shown}", code="image_not_a_file")
+        raise ImageError(f"{kind} path is not a regular file: {shown}", code="image_not_a_file")
     if st.st_size == 0:
-        raise ImageError(f"image file is empty (0 bytes): {shown}", code="image_empty")
+        raise ImageError(f"{kind} file is empty (0 bytes): {shown}", code="image_empty")
+
+
+@contextmanager
+def _open_file(path: Path) -> Iterator[BinaryIO]:
+    """Open a regular file for reading; every way that can fail becomes an ImageError."""
+    shown = str(path)
+    check_regular_file(path)
     try:
         f = path.open("rb")
     except OSError as exc:

@@ -27,7 +27,7 @@ ALLOWED = {
     "client": {"errors", "records", "retry", "spec"},
     "results": {"errors", "manifest", "records"},
     "progress": {"records"},
-    "documents": {"errors"},
+    "documents": {"errors", "images"},
     "ocr_text": set(),
     "ocr": {"errors", "ocr_text"},
     "inflight": set(),
