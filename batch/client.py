@@ -57,6 +57,13 @@ class Target:
             return f"{base}/chat/completions"
         return f"{self.base_url}/chat/completions"
 
+    def extensions_url(self, api_version: str) -> str:
+        """The legacy Vision-enhancement route (classic Azure only; gpt-4 vision-preview)."""
+        return (
+            f"{self.base_url}/openai/deployments/{self.deployment}/extensions/chat/completions"
+            f"?api-version={api_version}"
+        )
+
     @property
     def model_in_body(self) -> str | None:
         """azure-v1 and openai name the deployment/model in the body; classic Azure in the path."""
@@ -165,12 +172,15 @@ def parse_completion(body: Mapping[str, Any], headers: Mapping[str, str]) -> Com
     if isinstance(u, Mapping):
         p, c = int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
         usage = Usage(p, c, int(u.get("total_tokens") or p + c))
+    enhancements = choice.get("enhancements")
+    grounding = enhancements.get("grounding") if isinstance(enhancements, Mapping) else None
     return Completion(
         answer=_answer_text(choice.get("message")),
         finish_reason=normalize_finish_reason(choice),
         usage=usage,
         request_id=headers.get("x-request-id") or headers.get("apim-request-id") or body.get("id"),
         model=body.get("model"),
+        grounding=json.dumps(grounding, ensure_ascii=False) if grounding is not None else None,
     )
 
 
@@ -198,46 +208,63 @@ class ChatClient:
         self._credential = credential
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 15.0))
 
-    async def send(self, body: bytes) -> Reply:
+    async def send(self, body: bytes, *, url: str | None = None) -> Reply:
+        """POST one chat body (to ``url`` when given: the extensions route) and parse the reply."""
         where = self.target.describe()
         headers = {"Content-Type": "application/json", **(await self._credential.headers())}
+        doc, rh = await post_json(
+            self._session, url or self.target.chat_url, body, headers, timeout=self._timeout, where=where
+        )
+        return Reply(parse_completion(doc, rh), rh)
+
+
+async def post_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    timeout: aiohttp.ClientTimeout,
+    where: str,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """One POST whose 200 reply is a JSON object: (object, lower-cased headers), else an ApiError.
+
+    Every transport failure and error status is mapped here, for chat and Vision calls alike;
+    ``where`` names the service in messages (never a header or key).
+    """
+    try:
+        # Large bodies (multi-MB scans) are streamed in chunks so the loop keeps serving others.
+        payload: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _STREAM_ABOVE else body
+        async with session.post(url, data=payload, headers=headers, timeout=timeout) as resp:
+            text = await resp.text()
+            status = resp.status
+            rh = {k.lower(): v for k, v in resp.headers.items()}
+    except TimeoutError:
+        raise TransientApiError(f"timed out waiting for {where}", code="timeout") from None
+    except aiohttp.ClientConnectorError as exc:
+        raise TransientApiError(
+            f"cannot connect to {where}: {exc.os_error.strerror or exc.os_error}", code="connect_error"
+        ) from None
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+        raise TransientApiError(f"connection to {where} broke: {type(exc).__name__}", code="connection_reset") from None
+    except aiohttp.ClientError as exc:
+        raise TransientApiError(f"request to {where} failed: {type(exc).__name__}", code="client_error") from None
+
+    request_id = rh.get("x-request-id") or rh.get("apim-request-id")
+    if status == 200:
         try:
-            # Large bodies (multi-MB scans as base64) are streamed in chunks so the loop keeps serving others.
-            payload: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _STREAM_ABOVE else body
-            async with self._session.post(
-                self.target.chat_url, data=payload, headers=headers, timeout=self._timeout
-            ) as resp:
-                text = await resp.text()
-                status = resp.status
-                rh = {k.lower(): v for k, v in resp.headers.items()}
-        except TimeoutError:
-            raise TransientApiError(f"timed out waiting for {where}", code="timeout") from None
-        except aiohttp.ClientConnectorError as exc:
+            doc = json.loads(text)
+            if not isinstance(doc, dict):
+                raise ValueError("not an object")
+        except ValueError:
             raise TransientApiError(
-                f"cannot connect to {where}: {exc.os_error.strerror or exc.os_error}", code="connect_error"
+                f"malformed JSON in a 200 reply from {where}",
+                code="malformed_response",
+                headers=rh,
+                request_id=request_id,
             ) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
-            raise TransientApiError(
-                f"connection to {where} broke: {type(exc).__name__}", code="connection_reset"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise TransientApiError(f"request to {where} failed: {type(exc).__name__}", code="client_error") from None
+        return doc, rh
 
-        request_id = rh.get("x-request-id") or rh.get("apim-request-id")
-        if status == 200:
-            try:
-                doc = json.loads(text)
-                if not isinstance(doc, dict):
-                    raise ValueError("not an object")
-            except ValueError:
-                raise TransientApiError(
-                    f"malformed JSON in a 200 reply from {where}",
-                    code="malformed_response",
-                    headers=rh,
-                    request_id=request_id,
-                ) from None
-            return Reply(parse_completion(doc, rh), rh)
-
-        code, message = _error_fields(text)
-        full = f"HTTP {status} from {where}: {message}" if message else f"HTTP {status} from {where}"
-        raise make_api_error(status, code, full, rh, request_id=request_id)
+    code, message = _error_fields(text)
+    full = f"HTTP {status} from {where}: {message}" if message else f"HTTP {status} from {where}"
+    raise make_api_error(status, code, full, rh, request_id=request_id)

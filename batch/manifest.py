@@ -37,6 +37,12 @@ _ROLES: dict[str, tuple[bool, Callable[[pa.DataType], bool], str]] = {
     "prompt": (False, _is_text, "string"),
     "detail": (False, _is_text, "string (low, high, auto)"),
     "max_tokens": (False, lambda t: _is_int(t) or pa.types.is_null(t), "integer"),
+    "pages": (
+        False,
+        lambda t: _is_text(t) or _is_int(t) or pa.types.is_null(t),
+        "string like '1-3,7', or a page number",
+    ),
+    "ocr": (False, lambda t: _is_text(t) or pa.types.is_null(t), "string (off, local, azure-read, azure-enhancements)"),
 }
 
 
@@ -151,9 +157,15 @@ class Manifest:
                         prompt=data["prompt"][j] if "prompt" in data else None,
                         detail=data["detail"][j] if "detail" in data else None,
                         max_tokens=int(mt) if mt is not None else None,
+                        pages=_text_or_none(data["pages"][j]) if "pages" in data else None,
+                        ocr=data["ocr"][j] if "ocr" in data else None,
                     )
             index += n
 
     def batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
         """All columns, in order, for assembling the result file."""
         yield from self._pf.iter_batches(batch_size=batch_size)
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -19,6 +19,8 @@ class WorkItem:
     prompt: str | None = None
     detail: str | None = None
     max_tokens: int | None = None
+    pages: str | None = None  # which pages of a PDF/TIFF, e.g. "1-3,7"; all when None
+    ocr: str | None = None  # the row's OCR mode, overriding the job's
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class Completion:
     usage: Usage | None
     request_id: str | None
     model: str | None
+    grounding: str | None = None  # JSON of the legacy enhancements.grounding, when the reply has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,21 @@ class Estimate:
 
 
 @dataclass(frozen=True, slots=True)
+class PartAnswer:
+    """One request's share of a row sent as several (a document's pages): what it answered."""
+
+    pages: tuple[int, ...]
+    status: Status
+    answer: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    request_id: str | None = None
+    ocr_text: str | None = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The final result of one row: exactly one per manifest row ends up in the result file."""
 
@@ -81,4 +99,8 @@ class Outcome:
     estimated_image_tokens: int | None = None
     estimated_prompt_tokens: int | None = None
     image_note: str | None = None
+    pages_processed: tuple[int, ...] | None = None  # 1-based pages a document row was answered for
+    page_answers: tuple[PartAnswer, ...] | None = None  # one per request, when a row took several
+    ocr_text: str | None = None
+    grounding: str | None = None
     completed_at: float | None = None  # Unix time the outcome was recorded (set by the result store)

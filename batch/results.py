@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from .errors import LedgerError, ManifestError
 from .manifest import Manifest, ManifestInfo
-from .records import Outcome
+from .records import Outcome, PartAnswer
 
 BUCKET_ROWS = 65536
 STATE_VERSION = 1
@@ -55,6 +55,27 @@ RESULT_SCHEMA = pa.schema(
         ("estimated_image_tokens", pa.int64()),
         ("estimated_prompt_tokens", pa.int64()),
         ("image_note", pa.string()),
+        ("pages_processed", pa.list_(pa.int32())),
+        (
+            "page_answers",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("pages", pa.list_(pa.int32())),
+                        ("status", pa.string()),
+                        ("answer", pa.string()),
+                        ("finish_reason", pa.string()),
+                        ("prompt_tokens", pa.int64()),
+                        ("completion_tokens", pa.int64()),
+                        ("request_id", pa.string()),
+                        ("ocr_text", pa.string()),
+                        ("error_code", pa.string()),
+                    ]
+                )
+            ),
+        ),
+        ("ocr_text", pa.string()),
+        ("grounding", pa.string()),
         ("completed_at", pa.timestamp("ms", tz="UTC")),
     ]
 )
@@ -267,8 +288,17 @@ def _read_journal(path: Path, num_rows: int) -> list[Outcome]:
                 continue
             if set(d) != _OUTCOME_FIELDS or not 0 <= int(d["index"]) < num_rows:
                 raise LedgerError(f"{path} has a line that is not a result row; the state is damaged")
-            rows.append(Outcome(**d))
+            rows.append(_outcome_from_json(d))
     return rows
+
+
+def _outcome_from_json(d: dict[str, Any]) -> Outcome:
+    """An Outcome from its journal line: JSON lists back into the tuples and records they were."""
+    if d["pages_processed"] is not None:
+        d["pages_processed"] = tuple(d["pages_processed"])
+    if d["page_answers"] is not None:
+        d["page_answers"] = tuple(PartAnswer(**{**p, "pages": tuple(p["pages"])}) for p in d["page_answers"])
+    return Outcome(**d)
 
 
 def _exact_chunks(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:

@@ -32,6 +32,8 @@ class Columns:
     prompt: str = "prompt"
     detail: str = "detail"
     max_tokens: str = "max_tokens"
+    pages: str = "pages"
+    ocr: str = "ocr"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,32 @@ class LimitsSpec:
         return None
 
 
+RequestPacking = Literal["per-page", "packed"]
+OcrMode = Literal["off", "local", "azure-read", "azure-enhancements"]
+OCR_MODES: tuple[OcrMode, ...] = ("off", "local", "azure-read", "azure-enhancements")
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentsSpec:
+    dpi: int = 200
+    requests: RequestPacking = "per-page"
+    pages_per_request: int | None = None
+    max_pages: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class OcrSpec:
+    mode: OcrMode = "off"
+    language: str = "en"
+    hint: bool = True
+    vision_endpoint: str | None = None
+    vision_key_env: str = "AZURE_VISION_KEY"
+    read_api_version: str = "2024-02-01"
+    read_tps: float = 10.0
+    enhancements_api_version: str = "2023-12-01-preview"
+    grounding: bool = True
+
+
 @dataclass(frozen=True, slots=True)
 class OutputSpec:
     path: Path
@@ -103,6 +131,8 @@ class JobSpec:
     limits: LimitsSpec
     output: OutputSpec
     emulator: EmulatorSpec
+    documents: DocumentsSpec = DocumentsSpec()
+    ocr: OcrSpec = OcrSpec()
 
     @property
     def uses_embedded_emulator(self) -> bool:
@@ -218,7 +248,26 @@ def build_spec(doc: Mapping[str, Any], source: Path) -> JobSpec:
     )
     em = doc.get("emulator", {})
     emulator = EmulatorSpec(latency=em.get("latency", "realistic"), tpm=em.get("tpm"))
-    return JobSpec(source, input_spec, prompt, endpoint, limits, output, emulator)
+    do = doc.get("documents", {})
+    documents = DocumentsSpec(
+        dpi=do.get("dpi", 200),
+        requests=do.get("requests", "per-page"),
+        pages_per_request=do.get("pages_per_request"),
+        max_pages=do.get("max_pages", 500),
+    )
+    oc = doc.get("ocr", {})
+    ocr = OcrSpec(
+        mode=oc.get("mode", "off"),
+        language=oc.get("language", "en"),
+        hint=oc.get("hint", True),
+        vision_endpoint=oc.get("vision_endpoint"),
+        vision_key_env=oc.get("vision_key_env", "AZURE_VISION_KEY"),
+        read_api_version=oc.get("read_api_version", "2024-02-01"),
+        read_tps=float(oc.get("read_tps", 10.0)),
+        enhancements_api_version=oc.get("enhancements_api_version", "2023-12-01-preview"),
+        grounding=oc.get("grounding", True),
+    )
+    return JobSpec(source, input_spec, prompt, endpoint, limits, output, emulator, documents, ocr)
 
 
 def load_spec(path: str | Path) -> JobSpec:
@@ -239,16 +288,27 @@ def load_spec(path: str | Path) -> JobSpec:
 
 
 def apply_endpoint_env(spec: JobSpec, environ: Mapping[str, str]) -> JobSpec:
-    """Fill the endpoint URL from AZURE_OPENAI_ENDPOINT / OPENAI_BASE_URL when the job has none."""
+    """Fill endpoint URLs the job leaves out from the environment: AZURE_OPENAI_ENDPOINT /
+    OPENAI_BASE_URL for the chat endpoint, AZURE_VISION_ENDPOINT for the Vision resource."""
+    if spec.ocr.vision_endpoint is None:
+        vision = _env_url(environ, "AZURE_VISION_ENDPOINT")
+        if vision:
+            spec = replace(spec, ocr=replace(spec.ocr, vision_endpoint=vision))
     if spec.endpoint.url is not None:
         return spec
-    var = "OPENAI_BASE_URL" if spec.endpoint.kind == "openai" else "AZURE_OPENAI_ENDPOINT"
-    url = environ.get(var, "").strip()
+    url = _env_url(environ, "OPENAI_BASE_URL" if spec.endpoint.kind == "openai" else "AZURE_OPENAI_ENDPOINT")
     if not url:
         return spec
+    return replace(spec, endpoint=replace(spec.endpoint, url=url))
+
+
+def _env_url(environ: Mapping[str, str], var: str) -> str | None:
+    url = environ.get(var, "").strip()
+    if not url:
+        return None
     if not url.startswith(("http://", "https://")):
         raise SpecError(f"{var}: {url!r} is not an http(s) URL")
-    return replace(spec, endpoint=replace(spec.endpoint, url=url))
+    return url
 
 
 def with_overrides(spec: JobSpec, **overrides: Any) -> JobSpec:
