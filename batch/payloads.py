@@ -41,6 +41,23 @@ class PreparedRequest:
     image_note: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RowPlan:
+    """What a row asks, checked: the settings every request made for it shares."""
+
+    detail: str
+    max_tokens: int
+    user_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """One image as the request carries it: the URL (inline data URL or http(s)) and its size."""
+
+    url: str
+    size: tuple[int, int]
+
+
 class RequestBuilder:
     """Builds request bodies for one job. Stateless per row; safe to call from worker threads."""
 
@@ -54,6 +71,13 @@ class RequestBuilder:
         get_encoding(model.tokenizer)
 
     def build(self, item: WorkItem) -> PreparedRequest:
+        """The one request of an image row."""
+        plan = self.plan(item)
+        url, size, note = self._image_url(item)
+        return self.compose(plan, [ImageRef(url, size)], note=note)
+
+    def plan(self, item: WorkItem) -> RowPlan:
+        """The row's detail, output limit and prompt; RowError when a value is not allowed."""
         spec = self._spec
         detail = item.detail if item.detail is not None else spec.prompt.detail
         if detail not in DETAILS:
@@ -61,40 +85,48 @@ class RequestBuilder:
         max_out = item.max_tokens if item.max_tokens is not None else spec.prompt.max_tokens
         if max_out < 1:
             raise RowError(f"max_tokens {max_out} must be at least 1", code="bad_max_tokens")
-        url, size, note = self._image_url(item)
-        user_text = item.prompt if item.prompt else spec.prompt.user
+        return RowPlan(detail, max_out, item.prompt if item.prompt else spec.prompt.user)
 
+    def compose(
+        self,
+        plan: RowPlan,
+        images: list[ImageRef],
+        *,
+        extra_text: str | None = None,
+        extra_body: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> PreparedRequest:
+        """One request: the prompt (plus ``extra_text``, e.g. an OCR hint) as a single text part,
+        then the images in order; ``extra_body`` adds top-level fields (the legacy enhancements)."""
+        spec = self._spec
+        if len(images) > self._model.max_images:
+            raise RowError(
+                f"{len(images)} images exceed the limit of {self._model.max_images} per request for {self._model.name}",
+                code="too_many_images",
+            )
+        user_text = f"{plan.user_text}\n\n{extra_text}" if extra_text else plan.user_text
+        content: list[dict[str, Any]] = [{"type": "text", "text": user_text}]
+        content += [{"type": "image_url", "image_url": {"url": im.url, "detail": plan.detail}} for im in images]
         messages: list[dict[str, Any]] = []
         if spec.prompt.system:
             messages.append({"role": "system", "content": spec.prompt.system})
-        messages.append(
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": user_text},
-                    {"type": "image_url", "image_url": {"url": url, "detail": detail}},
-                ],
-            }
-        )
-        n_images = 1
-        if n_images > self._model.max_images:
-            raise RowError(
-                f"{n_images} images exceed the limit of {self._model.max_images} per request for {self._model.name}",
-                code="too_many_images",
-            )
+        messages.append({"role": "user", "content": content})
         body: dict[str, Any] = {"messages": messages}
         if self._model_in_body is not None:
             body["model"] = self._model_in_body
         token_field = "max_completion_tokens" if self._model.uses_max_completion_tokens else "max_tokens"
-        body[token_field] = max_out
+        body[token_field] = plan.max_tokens
         if spec.prompt.temperature is not None:
             body["temperature"] = spec.prompt.temperature
+        if extra_body:
+            body.update(extra_body)
 
         # Exact text tokens with the model's tokenizer and OpenAI's chat framing (text parts only).
         text = chat_prompt_tokens(spec.prompt.system, user_text, self._model.tokenizer)
-        est = Estimate(text, image_tokens(self._model, size[0], size[1], detail), max_out)
+        pictures = sum(image_tokens(self._model, im.size[0], im.size[1], plan.detail) for im in images)
+        est = Estimate(text, pictures, plan.max_tokens)
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return PreparedRequest(raw, est, detail, note)
+        return PreparedRequest(raw, est, plan.detail, note)
 
     def _image_url(self, item: WorkItem) -> tuple[str, tuple[int, int], str | None]:
         ref = (item.image or "").strip()
