@@ -202,7 +202,11 @@ def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
         url = emu.url + ("/v1" if spec.endpoint.kind == "openai" else "")
         spec = replace(spec, endpoint=replace(spec.endpoint, url=url))
         credential = KeyCredential(key, bearer=spec.endpoint.kind == "openai")
-        summary = asyncio.run(run_job(spec, credential=credential, show_progress=show))
+        environ = dict(os.environ)
+        if spec.ocr.vision_endpoint is None:  # the emulator also serves the Vision routes
+            spec = replace(spec, ocr=replace(spec.ocr, vision_endpoint=emu.url))
+            environ[spec.ocr.vision_key_env] = key
+        summary = asyncio.run(run_job(spec, credential=credential, environ=environ, show_progress=show))
     print(summary.render())
     return EXIT_OK
 

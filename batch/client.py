@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from .errors import SpecError, TransientApiError
+from .errors import FatalApiError, SpecError, TransientApiError
 from .records import Completion, Usage
 from .retry import make_api_error
 from .spec import EndpointSpec
@@ -268,3 +268,25 @@ async def post_json(
     code, message = _error_fields(text)
     full = f"HTTP {status} from {where}: {message}" if message else f"HTTP {status} from {where}"
     raise make_api_error(status, code, full, rh, request_id=request_id)
+
+
+def fatal_advice(exc: FatalApiError, ep: EndpointSpec, target: Target) -> str:
+    """The error, and what the user should change before running the job again."""
+    if exc.status == 401:
+        fix = (
+            f"check that the key in ${ep.api_key_env} belongs to the resource at {target.base_url}"
+            if ep.auth == "key"
+            else "check that your Entra ID identity has the Cognitive Services OpenAI User role"
+        )
+    elif exc.status == 404 and exc.code == "DeploymentNotFound":
+        fix = (
+            f"check [endpoint].deployment ({ep.deployment!r}): it must be the deployment's name "
+            "as shown in the portal, which is not always the model's name"
+        )
+    elif exc.status == 404:
+        fix = f"check [endpoint].url and [endpoint].kind ({ep.kind!r}): the service has no such route"
+    elif exc.status == 429:
+        fix = "the deployment's quota is used up; run the job again when it resets, or raise the quota"
+    else:
+        fix = "see the message above"
+    return f"{exc}\n  what to fix: {fix}"

@@ -135,7 +135,7 @@ class RequestBuilder:
         if ref.startswith(("http://", "https://")):
             return ref, _UNKNOWN_SIZE, None
         if ref.startswith("data:"):
-            return ref, _data_url_size(ref), None
+            return ref, data_url_size(ref), None
         path = self.resolve_path(ref)
         img = load_image(path)
         return to_data_url(img), (img.width, img.height), img.reencoded
@@ -152,7 +152,7 @@ class RequestBuilder:
         return full
 
 
-def _data_url_size(url: str) -> tuple[int, int]:
+def data_url_size(url: str) -> tuple[int, int]:
     m = _DATA_URL.match(url)
     if not m:
         raise ImageError("data URL is not of the form data:<mime>;base64,<data>", code="bad_data_url")

@@ -206,3 +206,39 @@ def _text(table: Mapping[str, Any], key: str, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SpecError(f"{where}.{key} must be a non-empty string, got {value!r}")
     return value
+
+
+class CostMeter:
+    """Cost so far from billed usage, at the price of the model that answered.
+
+    The service may name a snapshot the table lacks (``gpt-4o-2024-11-20``): then the job's model
+    prices it. A model with no price at all is remembered in ``unpriced`` and costs nothing here.
+    """
+
+    def __init__(self, prices: PriceTable, job_model: str) -> None:
+        self._prices = prices
+        self._job_model = job_model
+        self._cache: dict[str, Price | None] = {}
+        self.unpriced: set[str] = set()
+
+    def add(self, model: str | None, prompt_tokens: int | None, completion_tokens: int | None) -> tuple[float, float]:
+        """(standard, Batch API) cost of one reply's usage."""
+        if prompt_tokens is None and completion_tokens is None:
+            return 0.0, 0.0
+        name = model or self._job_model
+        if name not in self._cache:
+            self._cache[name] = self._lookup(name)
+        price = self._cache[name]
+        if price is None:
+            self.unpriced.add(name)
+            return 0.0, 0.0
+        p, c = prompt_tokens or 0, completion_tokens or 0
+        return cost(p, c, price), cost(p, c, price, batch=True)
+
+    def _lookup(self, name: str) -> Price | None:
+        for candidate in (name, self._job_model):
+            try:
+                return self._prices.price_for(candidate)
+            except UnknownModelError:
+                continue
+        return None

@@ -18,12 +18,13 @@ import random
 import signal
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any
 
 import aiohttp
 
-from .client import ChatClient, Credential, Target, credential_for
+from .client import ChatClient, Credential, Target, credential_for, fatal_advice
 from .errors import (
     ApiError,
     ContentFilteredError,
@@ -32,19 +33,20 @@ from .errors import (
     RowError,
     RunStopped,
     TransientApiError,
-    UnknownModelError,
 )
 from .inflight import ByteBudget, LiveStats, Window
 from .manifest import Manifest
 from .models import lookup_model
+from .ocr_service import AzureRead, check_ocr_setup, vision_key
+from .paged import PagedRows
 from .payloads import PreparedRequest, RequestBuilder
-from .pricing import Price, cost, load_prices
+from .pricing import CostMeter, load_prices
 from .progress import ProgressBar, RunSummary, Tally
 from .ratelimit import RateLimiter, throttle_kind
 from .records import Outcome, Status, WorkItem
 from .results import ResultStore
 from .retry import RetryPolicy, retry_delay, should_retry
-from .spec import JobSpec
+from .spec import JobSpec, OcrMode
 
 # 429s are the limiter's pacing signal, not a fault of the row: they get their own, larger budget.
 MAX_THROTTLED_ATTEMPTS = 50
@@ -99,21 +101,51 @@ class Runner:
         self._started = time.monotonic()
         self._last_success: float | None = None
         self._connect_errors = 0
-        self._prices = load_prices()
-        self._price_cache: dict[str, Price | None] = {}
+        self._costs = CostMeter(load_prices(), spec.endpoint.model)
+        self._vision_key = vision_key(spec, env)
+        check_ocr_setup(spec, supports_enhancements=self.model.supports_enhancements, key=self._vision_key)
+        self._pages_pool: ThreadPoolExecutor | None = None
+        self.paged: PagedRows | None = None
 
     # ---- one row ------------------------------------------------------------------------------
 
     async def process(self, client: ChatClient, item: WorkItem) -> Outcome | None:
         """Everything for one row. Returns None if the run is stopping and the row stays undone."""
         try:
+            if self.paged is not None:
+                mode = self.paged.mode_for(item)
+                if mode != "off" or await asyncio.to_thread(self.paged.is_document, item):
+                    return await self._process_pages(client, item, mode)
             req = await asyncio.to_thread(self.builder.build, item)
         except RowError as exc:
             return Outcome(item.index, "error", error_code=exc.code, error_message=str(exc))
-        async with self._bytes.hold(len(req.body)):
-            return await self._send(client, item, req)
+        return await self._send_held(client, item, req)
 
-    async def _send(self, client: ChatClient, item: WorkItem, req: PreparedRequest) -> Outcome | None:
+    async def _process_pages(self, client: ChatClient, item: WorkItem, mode: OcrMode) -> Outcome | None:
+        """A document or OCR-assisted row: several requests, merged (see ``paged.py``)."""
+        assert self.paged is not None
+
+        async def send(req: PreparedRequest, url: str | None) -> Outcome | None:
+            return await self._send_held(client, item, req, url)
+
+        try:
+            return await self.paged.process(item, mode, send)
+        except FatalApiError as exc:  # the Vision resource refused our key or endpoint
+            self._halt(
+                f"{exc}\n  what to fix: check [ocr].vision_endpoint and that the key in "
+                f"${self.spec.ocr.vision_key_env} belongs to that Azure AI Vision resource"
+            )
+            return None
+
+    async def _send_held(
+        self, client: ChatClient, item: WorkItem, req: PreparedRequest, url: str | None = None
+    ) -> Outcome | None:
+        async with self._bytes.hold(len(req.body)):
+            return await self._send(client, item, req, url)
+
+    async def _send(
+        self, client: ChatClient, item: WorkItem, req: PreparedRequest, url: str | None = None
+    ) -> Outcome | None:
         """Attempts for one built request: pacing, retries, and the row's outcome."""
         attempts = throttled = 0
         retried_not_found = False
@@ -128,7 +160,7 @@ class Runner:
             self.tally.requests += 1
             sent = time.monotonic()
             try:
-                reply = await client.send(req.body)
+                reply = await client.send(req.body, url=url)
             except RateLimitedError as exc:
                 last = exc
                 throttled += 1
@@ -143,7 +175,7 @@ class Runner:
                     retried_not_found = True
                     await asyncio.sleep(NOT_FOUND_RETRY_S)
                     continue
-                self._halt(self._fatal_advice(exc))
+                self._halt(fatal_advice(exc, self.spec.endpoint, self.target))
                 return None
             except ContentFilteredError as exc:
                 return self._outcome(item, req, "filtered", attempts, started, exc=exc)
@@ -186,6 +218,7 @@ class Runner:
                 estimated_image_tokens=req.estimate.image_tokens,
                 estimated_prompt_tokens=req.estimate.prompt_tokens,
                 image_note=req.image_note,
+                grounding=c.grounding,
             )
         if self._stop.is_set():
             return None
@@ -195,28 +228,6 @@ class Runner:
             self._halt(f"no request has succeeded for {quiet:.0f} s; the last error: {last}")
             return None
         return self._outcome(item, req, "error", attempts, started, exc=last, exhausted=True)
-
-    def _fatal_advice(self, exc: FatalApiError) -> str:
-        """The error, and what the user should change before running the job again."""
-        ep = self.spec.endpoint
-        if exc.status == 401:
-            fix = (
-                f"check that the key in ${ep.api_key_env} belongs to the resource at {self.target.base_url}"
-                if ep.auth == "key"
-                else "check that your Entra ID identity has the Cognitive Services OpenAI User role"
-            )
-        elif exc.status == 404 and exc.code == "DeploymentNotFound":
-            fix = (
-                f"check [endpoint].deployment ({ep.deployment!r}): it must be the deployment's name "
-                "as shown in the portal, which is not always the model's name"
-            )
-        elif exc.status == 404:
-            fix = f"check [endpoint].url and [endpoint].kind ({ep.kind!r}): the service has no such route"
-        elif exc.status == 429:
-            fix = "the deployment's quota is used up; run the job again when it resets, or raise the quota"
-        else:
-            fix = "see the message above"
-        return f"{exc}\n  what to fix: {fix}"
 
     def _outcome(
         self,
@@ -295,6 +306,7 @@ class Runner:
         try:
             async with aiohttp.ClientSession(connector=connector) as session:
                 client = ChatClient(session, self.target, self.credential, self.spec.endpoint.timeout_s)
+                self.paged = self._paged_rows(session)
                 feeder = asyncio.create_task(self._feed(items, n_workers))
                 writer = asyncio.create_task(self._write(outcomes, bar))
                 sizer = asyncio.create_task(self._resize(window))
@@ -317,9 +329,41 @@ class Runner:
                 with suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
             bar.close()
+            if self.paged is not None:
+                self.paged.close()
+            if self._pages_pool is not None:
+                self._pages_pool.shutdown(wait=False, cancel_futures=True)
             close = getattr(self.credential, "close", None)
             if close is not None:
                 await close()
+
+    def _paged_rows(self, session: aiohttp.ClientSession) -> PagedRows:
+        """Documents and OCR: rendering and local OCR on one thread per core (CPU-bound work)."""
+        self._pages_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="batch-pages")
+        ocr = self.spec.ocr
+        azure_read = None
+        if ocr.vision_endpoint is not None and self._vision_key is not None:
+            azure_read = AzureRead(
+                session,
+                ocr.vision_endpoint,
+                self._vision_key,
+                api_version=ocr.read_api_version,
+                language=ocr.language,
+                per_second=ocr.read_tps,
+                policy=self.policy,
+                timeout_s=self.spec.endpoint.timeout_s,
+                rng=self._rng,
+            )
+        classic = self.target.kind == "azure" and ocr.vision_endpoint is not None
+        return PagedRows(
+            self.spec,
+            self.model,
+            self.builder,
+            self._pages_pool,
+            extensions_url=self.target.extensions_url(ocr.enhancements_api_version) if classic else None,
+            vision_key=self._vision_key,
+            azure_read=azure_read,
+        )
 
     async def _feed(self, items: asyncio.Queue[WorkItem | None], n_workers: int) -> None:
         for item in self.manifest.items(skip=self.store.done.copy()):
@@ -368,7 +412,10 @@ class Runner:
             if o is not _TICK:
                 store.add(o)
                 self.tally.add(o)
-                self._add_cost(o)
+                standard, batch = self._costs.add(o.model, o.prompt_tokens, o.completion_tokens)
+                self.tally.cost_usd += standard
+                self.tally.batch_cost_usd += batch
+                self.tally.unpriced_models |= self._costs.unpriced
                 bar.advance(
                     1,
                     tokens_per_min=self.limiter.charged_last_window(),
@@ -379,27 +426,6 @@ class Runner:
             if store.flush_due:
                 await asyncio.to_thread(store.flush, store.take_buffer())
         await asyncio.to_thread(store.close)
-
-    def _add_cost(self, o: Outcome) -> None:
-        """Cost so far from billed usage, at the price of the model that answered."""
-        if o.prompt_tokens is None and o.completion_tokens is None:
-            return
-        name = o.model or self.spec.endpoint.model
-        if name not in self._price_cache:
-            try:
-                self._price_cache[name] = self._prices.price_for(name)
-            except UnknownModelError:
-                try:  # the service may name a snapshot the table lacks: fall back to the job's model
-                    self._price_cache[name] = self._prices.price_for(self.spec.endpoint.model)
-                except UnknownModelError:
-                    self._price_cache[name] = None
-        price = self._price_cache[name]
-        if price is None:
-            self.tally.unpriced_models.add(name)
-            return
-        p, c = o.prompt_tokens or 0, o.completion_tokens or 0
-        self.tally.cost_usd += cost(p, c, price)
-        self.tally.batch_cost_usd += cost(p, c, price, batch=True)
 
     async def _resize(self, window: Window) -> None:
         while True:
