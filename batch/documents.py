@@ -34,8 +34,8 @@ as PNG encoding runs outside the lock).
 from __future__ import annotations
 
 import io
+import math
 import os
-import re
 import struct
 import threading
 import warnings
@@ -51,6 +51,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageError, RowError
 from .images import check_regular_file
+from .page_ranges import parse_pages
 
 __all__ = [
     "DEFAULT_DPI",
@@ -58,6 +59,7 @@ __all__ = [
     "RenderedPage",
     "is_document",
     "page_count",
+    "page_sizes",
     "parse_pages",
     "render_pages",
 ]
@@ -74,7 +76,6 @@ _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic TIFF 
 _PDFIUM_LOCK = threading.RLock()
 # pypdfium2's load error codes (FPDF_ERR_*): 2 file, 3 format, 4 password, 5 security handler.
 _ERR_FILE, _ERR_PASSWORD, _ERR_SECURITY = 2, 4, 5
-_PAGES_ITEM = re.compile(r"^(\d+)(?:\s*-\s*(\d*))?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,44 +110,6 @@ def is_document(source: str | os.PathLike[str] | bytes) -> DocumentKind | None:
     if b"%PDF-" in head:  # the header may follow up to 1 KiB of junk (PDF 32000-1 annex H)
         return "pdf"
     return None
-
-
-def parse_pages(spec: str | None, n_pages: int) -> list[int]:
-    """1-based page numbers from ``"1-3,7"``; ``None`` or blank means every page.
-
-    Items are single pages (``7``) or ranges (``1-3``; ``5-`` runs to the last page), separated
-    by commas, in the order given; a page named twice is kept once. Raises
-    :class:`~batch.errors.RowError` (``bad_pages``) for anything else, page 0, a reversed
-    range, or a page beyond the document's ``n_pages``.
-    """
-    if spec is None or not spec.strip():
-        return list(range(1, n_pages + 1))
-    pages: list[int] = []
-    seen: set[int] = set()
-    for raw in spec.split(","):
-        item = raw.strip()
-        m = _PAGES_ITEM.match(item)
-        if not m:
-            what = "an empty item" if not item else f"{item!r}"
-            raise RowError(
-                f'bad pages {spec!r}: {what} is not a page or range (use e.g. "1-3,7" or "5-")', code="bad_pages"
-            )
-        first = int(m.group(1))
-        last = first if m.group(2) is None else (int(m.group(2)) if m.group(2) else n_pages)
-        if first == 0 or last == 0:
-            raise RowError(f"bad pages {spec!r}: pages are numbered from 1", code="bad_pages")
-        if last < first:
-            raise RowError(f"bad pages {spec!r}: range {item!r} is reversed (write {last}-{first})", code="bad_pages")
-        if last > n_pages:
-            raise RowError(
-                f"bad pages {spec!r}: page {last} is beyond the document's {n_pages} page{'s' * (n_pages != 1)}",
-                code="bad_pages",
-            )
-        for p in range(first, last + 1):
-            if p not in seen:
-                seen.add(p)
-                pages.append(p)
-    return pages
 
 
 def page_count(path: str | os.PathLike[str] | bytes) -> int:
@@ -185,6 +148,35 @@ def render_pages(
         yield from _render_pdf(path, shown, pages, dpi, max_pixels, max_bytes, max_png_bytes)
     else:
         yield from _render_tiff(path, shown, pages, max_pixels, max_bytes, max_png_bytes)
+
+
+def page_sizes(
+    path: str | os.PathLike[str] | bytes,
+    pages: Sequence[int] | None = None,
+    dpi: float = DEFAULT_DPI,
+    *,
+    max_pixels: int = MAX_PIXELS,
+) -> list[tuple[int, int]]:
+    """Each page's size in pixels as :func:`render_pages` makes it, with nothing rendered (estimates).
+
+    PDF pages from the page tree (PDFium rounds ``points x dpi / 72`` up), TIFF frames from their
+    directories. A page that would be sent as JPEG, downscaled to fit 20 MB, is rarer than this
+    function can tell without rendering: it reports the rendered size.
+    """
+    shown, kind = _identify(path)
+    sizes: list[tuple[int, int]] = []
+    if kind == "pdf":
+        with _pdf_open(path, shown) as pdf, _PDFIUM_LOCK:
+            for number in _check_pages(pages, len(pdf), shown):
+                w_pt, h_pt = pdf.get_page_size(number - 1)
+                page_dpi, _note = _fit_dpi(w_pt, h_pt, dpi, max_pixels, shown, number)
+                sizes.append((math.ceil(w_pt * page_dpi / 72.0), math.ceil(h_pt * page_dpi / 72.0)))
+        return sizes
+    with _tiff_open(path, shown) as im, _tiff_errors(shown):
+        for number in _check_pages(pages, int(getattr(im, "n_frames", 1)), shown):
+            im.seek(number - 1)
+            sizes.append(im.size)
+    return sizes
 
 
 # --- PDF -------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from .estimate_model import (
     Totals,
 )
 from .estimate_probe import data_url_size, webp_header_size
-from .estimate_scan import Scan, Target, compare_targets
+from .estimate_scan import Scan, Sums, Target, compare_targets
 from .images import MAX_BYTES
 from .manifest import Manifest
 from .pricing import Price, PriceTable, cost, load_prices
@@ -116,16 +116,17 @@ def estimate_job(
 def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected: float) -> EstimateReport:
     """Costs and times from the pass's sums: the job's model, each what-if, the notes."""
     tpm, rpm = spec.limits.tpm, spec.limits.effective_rpm
-    rows = sum(s.rows for s in acc.by_detail.values())
-    max_out = sum(s.max_completion for s in acc.by_detail.values())
+    everything = Sums()
+    for s in acc.by_detail.values():
+        everything.add(s)
+    max_out = everything.max_completion
 
-    def totals(price: Price, rows: int, image_tok: int, text_tok: int, max_completion: int) -> Totals:
-        return _totals(price, rows, image_tok, text_tok, max_completion, expected, tpm, rpm)
+    def totals(price: Price, counts: Sums, image_tok: int, text_tok: int, max_completion: int) -> Totals:
+        return _totals(price, counts, image_tok, text_tok, max_completion, expected, tpm, rpm)
 
     by_detail = {
-        d: totals(main.price, s.rows, s.image_tokens, s.text_tokens, s.max_completion)
-        for d in DETAILS
-        if (s := acc.by_detail.get(d)) is not None
+        d: totals(main.price, s, s.image_tokens, s.text_tokens, s.max_completion)
+        for d, s in sorted(acc.by_detail.items(), key=lambda kv: DETAILS.index(kv[0]))
     }
     what_if = tuple(
         Scenario(
@@ -134,7 +135,7 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
             target.price.name,
             totals(
                 target.price,
-                rows,
+                everything,
                 acc.grid_images[i, mode],
                 acc.text_by_tokenizer[target.info.tokenizer],
                 max_out,
@@ -176,7 +177,7 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
 
 def _totals(
     price: Price,
-    rows: int,
+    counts: Sums,
     image_tok: int,
     text_tok: int,
     max_completion: int,
@@ -193,14 +194,25 @@ def _totals(
         batch_max=cost(prompt, max_completion, price, batch=True),
     )
     by_tokens = (prompt + max_completion) / tpm if tpm else None
-    by_requests = rows / rpm if rpm else None
+    by_requests = counts.requests / rpm if rpm else None
     minutes: float | None = None
     bound: Literal["tokens", "requests"] | None = None
     if by_tokens is not None and (by_requests is None or by_tokens >= by_requests):
         minutes, bound = by_tokens, "tokens"
     elif by_requests is not None:
         minutes, bound = by_requests, "requests"
-    return Totals(rows, rows, image_tok, text_tok, max_completion, expected_completion, costs, minutes, bound)
+    return Totals(
+        counts.rows,
+        counts.images,
+        image_tok,
+        text_tok,
+        max_completion,
+        expected_completion,
+        costs,
+        minutes,
+        bound,
+        counts.requests,
+    )
 
 
 def _notes(

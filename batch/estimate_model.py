@@ -36,7 +36,8 @@ class Costs:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """Sums over the rows that would be sent; one request and one image per row."""
+    """Sums over the rows that would be sent: one request and one image per image row, one per
+    page (or packed pages) for documents."""
 
     rows: int
     images: int
@@ -47,10 +48,7 @@ class Totals:
     costs: Costs
     minutes: float | None  # at the job's TPM/RPM; None when the job sets neither
     bound_by: Literal["tokens", "requests"] | None
-
-    @property
-    def requests(self) -> int:
-        return self.rows
+    requests: int = 0
 
     @property
     def prompt_tokens(self) -> int:

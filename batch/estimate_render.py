@@ -22,7 +22,8 @@ def render_text(report: EstimateReport) -> str:
     t = r.total
     lines = [
         f"Estimate for {r.job} (no API calls made)",
-        f"  manifest  {r.manifest}: {r.rows_read:,} rows read, {t.rows:,} to send, {r.rows_skipped:,} skipped",
+        f"  manifest  {r.manifest}: {r.rows_read:,} rows read, {t.rows:,} to send, {r.rows_skipped:,} skipped"
+        + (f" (documents: {t.images:,} pages and images in {t.requests:,} requests)" if t.requests != t.rows else ""),
         f"  images    {r.images.local:,} local (headers only), {r.images.inline:,} data URLs, "
         f"{r.images.remote:,} http(s) URLs (not downloaded)",
         f"  model     {r.model} (deployment {r.deployment}, rules {r.catalogue_model}), tokenizer {r.tokenizer}",

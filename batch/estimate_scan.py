@@ -6,10 +6,12 @@ with the number of rows. Turning the sums into costs and times is :mod:`batch.es
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from .documents import is_document, page_count, page_sizes, parse_pages
 from .errors import ImageError, RowError
 from .estimate_model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
 from .estimate_probe import data_url_size, webp_header_size
@@ -55,9 +57,19 @@ def compare_targets(main: Target, names: Sequence[str] | None, table: PriceTable
 @dataclass(slots=True)
 class Sums:
     rows: int = 0
+    requests: int = 0
+    images: int = 0
     image_tokens: int = 0
     text_tokens: int = 0
     max_completion: int = 0
+
+    def add(self, other: Sums) -> None:
+        self.rows += other.rows
+        self.requests += other.requests
+        self.images += other.images
+        self.image_tokens += other.image_tokens
+        self.text_tokens += other.text_tokens
+        self.max_completion += other.max_completion
 
 
 @dataclass(slots=True)
@@ -99,23 +111,44 @@ class Scan:
             self._skip(item, "bad_max_tokens", f"max_tokens {max_out} must be at least 1")
             return
         try:
-            width, height = self._image_size(item.image)
+            sizes, requests = self._image_sizes(item)
         except RowError as exc:
             self._skip(item, exc.code, str(exc))
             return
         user_text = item.prompt if item.prompt else prompt.user
-        texts = {tok: chat_prompt_tokens(prompt.system, user_text, tok) for tok in self.tokenizers}
+        # Every request of a document repeats the prompt (an OCR hint, unknown before OCR, is not counted).
+        texts = {tok: chat_prompt_tokens(prompt.system, user_text, tok) * requests for tok in self.tokenizers}
         for tok, n in texts.items():
             self.text_by_tokenizer[tok] += n
         for i, target in enumerate(self.targets):
-            per_detail = {d: _image_tokens(target.info, width, height, d) for d in DETAILS}
+            per_detail = {d: sum(_image_tokens(target.info, w, h, d) for w, h in sizes) for d in DETAILS}
             for mode in DETAIL_MODES:
                 self.grid_images[i, mode] += per_detail[detail if mode == "job" else mode]
         sums = self.by_detail.setdefault(detail, Sums())
         sums.rows += 1
-        sums.image_tokens += _image_tokens(self.main.info, width, height, detail)
+        sums.requests += requests
+        sums.images += len(sizes)
+        sums.image_tokens += sum(_image_tokens(self.main.info, w, h, detail) for w, h in sizes)
         sums.text_tokens += texts[self.main.info.tokenizer]
-        sums.max_completion += max_out
+        sums.max_completion += max_out * requests
+
+    def _image_sizes(self, item: WorkItem) -> tuple[list[tuple[int, int]], int]:
+        """The sizes of the images a row sends, and in how many requests."""
+        ref = (item.image or "").strip()
+        if ref and not ref.startswith(("http://", "https://", "data:")):
+            path = self.builder.resolve_path(ref)
+            kind = is_document(path)
+            if kind == "pdf" or (kind == "tiff" and page_count(path) > 1):
+                sizes = page_sizes(path, parse_pages(item.pages, page_count(path)), self.spec.documents.dpi)
+                self.sources["local"] += 1
+                docs = self.spec.documents
+                per_request = 1
+                if docs.requests == "packed" and self.spec.ocr.mode != "azure-enhancements":
+                    per_request = max(
+                        1, min(docs.pages_per_request or self.main.info.max_images, self.main.info.max_images)
+                    )
+                return sizes, math.ceil(len(sizes) / per_request)
+        return [self._image_size(item.image)], 1
 
     def _image_size(self, image: str | None) -> tuple[int, int]:
         ref = (image or "").strip()

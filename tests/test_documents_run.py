@@ -13,7 +13,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from batch.cli import main
 from batch.emulator import EmbeddedEmulator
+from batch.estimate import estimate_job
 from batch.ocr import LocalOcr
+from batch.spec import load_spec
 from tests.support import API_KEY
 
 needs_tesseract = pytest.mark.skipif(LocalOcr.available() is not None, reason=str(LocalOcr.available()))
@@ -79,7 +81,9 @@ def chats(emu: EmbeddedEmulator) -> list[dict[str, Any]]:
     return [r for r in emu.requests() if r["route"] == "azure" and r.get("status") == 200]
 
 
-def test_pdf_and_tiff_pages_get_one_answer_each(tmp_path: Path, emulator: EmbeddedEmulator, env: dict[str, str]) -> None:
+def test_pdf_and_tiff_pages_get_one_answer_each(
+    tmp_path: Path, emulator: EmbeddedEmulator, env: dict[str, str]
+) -> None:
     write_documents(tmp_path)
     manifest(
         tmp_path,
@@ -220,3 +224,26 @@ def test_enhancements_on_a_model_without_them_is_refused_up_front(
     assert "gpt-4 vision-preview" in err and "'gpt-4o'" in err and "local" in err
     assert emulator.requests() == []
     assert API_KEY not in err
+
+
+@pytest.mark.parametrize("requests", ["per-page", "packed"])
+def test_estimate_counts_document_pages_as_the_run_bills_them(
+    tmp_path: Path, emulator: EmbeddedEmulator, env: dict[str, str], requests: str
+) -> None:
+    write_documents(tmp_path)
+    manifest(
+        tmp_path,
+        [
+            {"id": "pdf", "image": "doc.pdf"},
+            {"id": "tiff", "image": "doc.tiff", "pages": "2-3"},
+            {"id": "png", "image": "single.png"},
+        ],
+    )
+    path = job(tmp_path, emulator.url, requests=requests)
+    report = estimate_job(load_spec(path))
+    assert main(["run", str(path), "--no-progress"]) == 0
+    out = results(tmp_path)
+    assert report.total.rows == 3 and report.total.images == 3 + 2 + 1
+    assert report.total.requests == len(chats(emulator)) == (6 if requests == "per-page" else 3)
+    assert report.total.image_tokens == sum(r["estimated_image_tokens"] for r in out)
+    assert report.total.prompt_tokens == sum(r["prompt_tokens"] for r in out)  # exact, as billed

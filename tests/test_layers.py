@@ -27,7 +27,8 @@ ALLOWED = {
     "client": {"errors", "records", "retry", "spec"},
     "results": {"errors", "manifest", "records"},
     "progress": {"records"},
-    "documents": {"errors", "images"},
+    "documents": {"errors", "images", "page_ranges"},
+    "page_ranges": {"errors"},
     "ocr_text": set(),
     "ocr": {"errors", "ocr_text"},
     "inflight": set(),
@@ -37,6 +38,7 @@ ALLOWED = {
     "estimate_model": {"money", "pricing"},
     "estimate_probe": {"errors", "images"},
     "estimate_scan": {
+        "documents",
         "errors",
         "estimate_model",
         "estimate_probe",
