@@ -330,6 +330,8 @@ def write_results(
         "completed_at": pa.nulls(n, pa.timestamp("ms", tz="UTC")),
         **(extra or {}),
     }
+    for name in RESULT_SCHEMA.names:  # columns reports do not read (pages, OCR) stay null
+        cols.setdefault(name, pa.nulls(n, RESULT_SCHEMA.field(name).type))
     more = [(k, v.type) for k, v in (extra or {}).items() if k not in RESULT_SCHEMA.names]
     schema = pa.schema([("id", pa.string()), *RESULT_SCHEMA, *more])
     pq.write_table(pa.table(cols, schema=schema), path, row_group_size=row_group_size)
