@@ -4,12 +4,13 @@ A full answer starts with one fragment per image, in request order::
 
     image 1: 640x480 PNG sha256:0123456789abcdef detail=high.
 
-then seeded filler words until it holds exactly ``answer_tokens`` tokens of the deployment's
-encoding (more only when the fragments alone are longer). The filler is seeded from the config
-seed and the image digests (or the prompt text when there is no image), so the same request
-always gets the same answer and a test can tell row i's answer from row j's. An answer is kept
-as its token sequence, like a model's output: a reply cut at ``max_tokens`` (in ``chat.py``) is
-the decoded prefix of that many tokens.
+then, on the legacy enhancement route, what OCR read on the image (``extra``: a heading and
+the lines, each on its own line), then seeded filler words until it holds exactly
+``answer_tokens`` tokens of the deployment's encoding (more only when the fragments alone are
+longer). The filler is seeded from the config seed and the image digests (or the prompt text
+when there is no image), so the same request always gets the same answer and a test can tell
+row i's answer from row j's. An answer is kept as its token sequence, like a model's output: a
+reply cut at ``max_tokens`` (in ``chat.py``) is the decoded prefix of that many tokens.
 """
 
 from __future__ import annotations
@@ -77,24 +78,29 @@ class AnswerBuilder:
         self._cache: OrderedDict[tuple[str, ...], Answer] = OrderedDict()
         self._cache_size = cache_size
 
-    def build(self, images: Sequence[ReceivedImage], texts: Sequence[str], tokenizer: Tokenizer) -> Answer:
-        """The full (untruncated) answer for a request with these images and user texts."""
+    def build(
+        self, images: Sequence[ReceivedImage], texts: Sequence[str], tokenizer: Tokenizer, *, extra: str = ""
+    ) -> Answer:
+        """The full (untruncated) answer for a request with these images and user texts;
+        ``extra`` (text ending in a newline) goes between the image fragments and the filler."""
         if images:
             key = tuple(f"{im.info.sha256}/{im.info.width}x{im.info.height}/{im.detail}" for im in images)
         else:
             key = ("text", hashlib.sha256("\x1f".join(texts).encode()).hexdigest())
-        cache_key = (tokenizer.name, *key)
+        cache_key = (tokenizer.name, *key, hashlib.sha256(extra.encode()).hexdigest() if extra else "")
         answer = self._cache.get(cache_key)
         if answer is None:
-            text = self._compose(images, key, tokenizer)
+            text = self._compose(images, key, tokenizer, extra)
             answer = Answer(text, tuple(tokenizer.encode(text)), tokenizer)
             self._cache[cache_key] = answer
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return answer
 
-    def _compose(self, images: Sequence[ReceivedImage], key: tuple[str, ...], tokenizer: Tokenizer) -> str:
-        head = " ".join(image_fragment(k, im) for k, im in enumerate(images, start=1))
+    def _compose(
+        self, images: Sequence[ReceivedImage], key: tuple[str, ...], tokenizer: Tokenizer, extra: str = ""
+    ) -> str:
+        head = " ".join(image_fragment(k, im) for k, im in enumerate(images, start=1)) + extra
         rng = random.Random(f"{self._seed}|{'|'.join(key)}")
         # Both encodings split text before merging: a space-led word and a final "." are tokens
         # of their own, so every " word" below adds exactly one token (a test checks the list).
@@ -103,7 +109,8 @@ class AnswerBuilder:
         if missing <= 0:
             return head
         words = [rng.choice(_FILLER_WORDS) for _ in range(missing - 1 if missing > 1 else 1)]
-        if not head:  # the first word has no space before it: pick one that is a token alone too
+        spaced = bool(head) and not head.endswith("\n")
+        if not spaced:  # the first word has no space before it: pick one that is a token alone too
             words[0] = rng.choice([w for w in _FILLER_WORDS if tokenizer.count(w) == 1])
-        filler = (" " if head else "") + " ".join(words)
+        filler = (" " if spaced else "") + " ".join(words)
         return head + filler + ("." if missing > 1 else "")

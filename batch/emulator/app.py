@@ -5,6 +5,10 @@ Routes:
 * ``POST /openai/deployments/{deployment}/chat/completions?api-version=V``  Azure classic
 * ``POST /openai/v1/chat/completions``                                       Azure v1 (``model`` = deployment)
 * ``POST /v1/chat/completions``                                              OpenAI style (Bearer only)
+* ``POST /openai/deployments/{deployment}/extensions/chat/completions?api-version=V``  legacy gpt-4
+  vision-preview enhancements (OCR, grounding; see ``enhancements``)
+* ``POST /computervision/imageanalysis:analyze?api-version=V&features=read``  Azure AI Vision 4.0
+  read (``Ocp-Apim-Subscription-Key``; see ``vision``)
 * ``GET /_emulator/stats``, ``GET /_emulator/requests``, ``POST /_emulator/reset``  admin, no auth
 * ``GET|PUT|DELETE /_emulator/faults``  the fault rules (PUT a JSON list of rule objects to
   replace them, DELETE to clear them), admin, no auth
@@ -23,10 +27,11 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .chat import AZURE, AZURE_V1, MAX_BODY_BYTES, OPENAI, chat_handler, json_response
+from .chat import AZURE, AZURE_V1, EXTENSIONS, MAX_BODY_BYTES, OPENAI, chat_handler, json_response
 from .config import EmulatorConfig
 from .faults import Fault
 from .state import REQUEST_ID_KEY, STATE_KEY, EmulatorState
+from .vision import vision_handler
 
 __all__ = ["create_app"]
 
@@ -135,6 +140,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", chat_handler(AZURE))
     app.router.add_post("/openai/v1/chat/completions", chat_handler(AZURE_V1))
     app.router.add_post("/v1/chat/completions", chat_handler(OPENAI))
+    app.router.add_post("/openai/deployments/{deployment}/extensions/chat/completions", chat_handler(EXTENSIONS))
+    app.router.add_post("/computervision/imageanalysis:analyze", vision_handler)
     app.router.add_get("/_emulator/stats", _stats)
     app.router.add_get("/_emulator/requests", _requests)
     app.router.add_post("/_emulator/reset", _reset)

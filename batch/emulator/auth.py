@@ -4,6 +4,9 @@ The Azure routes accept either (a Bearer token stands for an Entra ID token); th
 OpenAI-style route accepts only Bearer. With no key set configured any non-empty credential
 passes, so ``batch emulator`` works out of the box. Only the *kind* of credential is ever
 returned or recorded, never its value.
+
+The Azure AI Vision route takes its key in ``Ocp-Apim-Subscription-Key`` instead
+(``authenticate_subscription_key``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Mapping
 
 from .errors import unauthorized
 
-__all__ = ["authenticate"]
+__all__ = ["authenticate", "authenticate_subscription_key"]
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:
@@ -46,4 +49,12 @@ def authenticate(headers: Mapping[str, str], keys: frozenset[str] | None, *, bea
     token = _bearer(headers)
     if token is not None and _accepted(token, keys):
         return "bearer"
+    raise unauthorized()
+
+
+def authenticate_subscription_key(headers: Mapping[str, str], keys: frozenset[str] | None) -> str:
+    """Return ``"subscription-key"`` for an accepted ``Ocp-Apim-Subscription-Key``; raise the 401 otherwise."""
+    key = headers.get("Ocp-Apim-Subscription-Key")
+    if key is not None and _accepted(key.strip(), keys):
+        return "subscription-key"
     raise unauthorized()

@@ -16,8 +16,9 @@ Between steps 3 and 4 the fault rules (``faults``) get their say: a pre-admissio
 one (5xx, reset, hang) answers instead of step 5, or (slow body, malformed JSON, completion
 filter) changes how step 5's answer is delivered.
 
-Routes differ only in a ``RouteSpec``; a later route (legacy ``extensions``) can slot in here
-without touching the steps.
+Routes differ only in a ``RouteSpec``. The legacy ``extensions`` route adds two things
+(``enhancements``): its extra fields are checked after step 2, and with OCR or grounding on,
+step 5 reads the image before building the answer and gives the reply the legacy shape.
 """
 
 from __future__ import annotations
@@ -36,17 +37,19 @@ from aiohttp import web
 from .answers import ReceivedImage
 from .auth import authenticate
 from .charging import ChargeInputs, compute_charge
+from .enhancements import Enhancements, answer_block, decorate, parse_enhancements, read_image
 from .errors import ApiError, bad_request, deployment_not_found, rate_limited, resource_not_found
 from .fault_responses import answer_with_fault, client_gone, fail, rejection
 from .faults import FAILING_KINDS, NO_STATUS_KINDS, Hit
 from .images import ImageInfo, fetch_image, invalid_image
 from .limits import Admission
+from .ocr import Page
 from .parsing import ChatRequest, ImageRef, check_against_model, parse_chat_body
 from .state import REQUEST_ID_KEY, STATE_KEY, DeploymentRuntime, EmulatorState
 from .stats import LogEntry
 from .tokens import tokenizer
 
-__all__ = ["AZURE", "AZURE_V1", "MAX_BODY_BYTES", "OPENAI", "RouteSpec", "chat_handler", "json_response"]
+__all__ = ["AZURE", "AZURE_V1", "EXTENSIONS", "MAX_BODY_BYTES", "OPENAI", "RouteSpec", "chat_handler", "json_response"]
 
 #: Largest request body accepted. Generous: 50 images of a few MB each, base64-encoded.
 MAX_BODY_BYTES = 256 * 1024 * 1024
@@ -58,15 +61,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class RouteSpec:
     """How one route finds its deployment and authenticates."""
 
-    kind: str  # recorded in the request log: "azure" | "azure-v1" | "openai"
+    kind: str  # recorded in the request log: "azure" | "azure-v1" | "openai" | "azure-extensions"
     deployment_in_path: bool
     requires_api_version: bool
     bearer_only: bool
+    extensions: bool = False  # the legacy route: enhancements, dataSources, object finish_details
 
 
 AZURE = RouteSpec("azure", deployment_in_path=True, requires_api_version=True, bearer_only=False)
 AZURE_V1 = RouteSpec("azure-v1", deployment_in_path=False, requires_api_version=False, bearer_only=False)
 OPENAI = RouteSpec("openai", deployment_in_path=False, requires_api_version=False, bearer_only=True)
+EXTENSIONS = RouteSpec(
+    "azure-extensions", deployment_in_path=True, requires_api_version=True, bearer_only=False, extensions=True
+)
 
 _SAFE = {"filtered": False, "severity": "safe"}
 _CHOICE_FILTERS: dict[str, Any] = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _SAFE}
@@ -119,6 +126,9 @@ async def _complete(
     entry.max_tokens_field, entry.max_tokens = chat.max_tokens_field, chat.max_tokens
     entry.texts = [sys.intern(t) if len(t) <= _INTERN_MAX else t for t in chat.user_texts]
     check_against_model(chat, runtime.rules)
+    wanted = parse_enhancements(body, runtime.rules, chat, entry.api_version) if route.extensions else None
+    if wanted is not None:
+        entry.enhancements = wanted.enabled
     images = await _receive_images(state, chat.images)
     entry.images = images
     estimate = _estimate(runtime, chat, images)
@@ -134,7 +144,7 @@ async def _complete(
         state.faults.commit(hit, runtime.stats, entry)
         if hit.kind in FAILING_KINDS:
             return await fail(request, hit.fault, entry, state.stopping)
-    return await _reply(request, state, runtime, entry, chat, images, estimate, headers, hit)
+    return await _reply(request, state, runtime, entry, chat, images, estimate, headers, hit, wanted)
 
 
 async def _route(
@@ -223,10 +233,16 @@ async def _reply(
     estimate: _Estimate,
     headers: dict[str, str],
     hit: Hit | None,
+    wanted: Enhancements | None,
 ) -> web.StreamResponse:
     """Step 5: the answer, truncated to the max tokens, after the latency hold (delivered
-    oddly when ``hit`` is an answering fault)."""
-    full = state.answers.build(images, chat.user_texts, tokenizer(runtime.rules.tokenizer))
+    oddly when ``hit`` is an answering fault). ``wanted``: the extensions route's enhancements."""
+    page: Page | None = None
+    if wanted is not None and wanted.active and chat.images:
+        page = await read_image(state, chat.images[0])
+        entry.ocr_lines = len(page.lines)
+    extra = answer_block(page)
+    full = state.answers.build(images, chat.user_texts, tokenizer(runtime.rules.tokenizer), extra=extra)
     if estimate.max_output < full.tokens:
         answer, completion_tokens, finish_reason = full.cut(estimate.max_output), estimate.max_output, "length"
     else:
@@ -239,6 +255,10 @@ async def _reply(
     entry.finish_reason = finish_reason
     hold = state.config.latency.hold_seconds(completion_tokens, state.rng)
     body = _completion_body(runtime.deployment.model, answer, finish_reason, estimate.prompt_tokens, completion_tokens)
+    if wanted is not None:
+        decorate(body, wanted, page, full.text, finish_reason)
+        if wanted.active:
+            runtime.stats.enhanced_calls += 1
     if hit is not None:
         return await answer_with_fault(request, hit.fault, body, hold, headers, entry, state.stopping)
     if hold > 0:

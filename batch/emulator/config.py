@@ -106,6 +106,12 @@ class EmulatorConfig:
     every other key a 401. ``answer_tokens`` is the length of a full answer before any
     ``max_tokens`` truncation. ``log_limit`` bounds the in-memory request log. ``faults`` are
     the fault rules installed at start (their time windows count from server start).
+
+    The Azure AI Vision read route (``vision``) has its own settings: ``vision_tps`` calls per
+    second for the whole resource (S1 allows about 10), ``vision_api_keys`` the accepted
+    ``Ocp-Apim-Subscription-Key`` values (``None`` = the same rule as ``api_keys``).
+    ``ocr_threads`` is how many Tesseract engines (one per worker thread, about 80 MB each)
+    serve both OCR routes.
     """
 
     deployments: list[Deployment]
@@ -118,6 +124,9 @@ class EmulatorConfig:
     window_mode: WindowMode = "sliding"
     log_limit: int = 200000
     faults: tuple[Fault, ...] = ()
+    vision_tps: int = 10
+    vision_api_keys: frozenset[str] | None = None
+    ocr_threads: int = 2
 
     def __post_init__(self) -> None:
         if not self.deployments:
@@ -135,13 +144,23 @@ class EmulatorConfig:
             raise ValueError(f"answer_tokens must be >= 1, got {self.answer_tokens}")
         if self.log_limit < 0:
             raise ValueError(f"log_limit must be >= 0, got {self.log_limit}")
-        if self.api_keys is not None and any(not k for k in self.api_keys):
-            raise ValueError("api_keys must not contain empty strings")
+        for name, keys in (("api_keys", self.api_keys), ("vision_api_keys", self.vision_api_keys)):
+            if keys is not None and any(not k for k in keys):
+                raise ValueError(f"{name} must not contain empty strings")
+        if self.vision_tps < 1:
+            raise ValueError(f"vision_tps must be >= 1, got {self.vision_tps}")
+        if self.ocr_threads < 1:
+            raise ValueError(f"ocr_threads must be >= 1, got {self.ocr_threads}")
         for i, rule in enumerate(self.faults):
             if not isinstance(rule, Fault):
                 raise ValueError(f"faults[{i}] must be a Fault, got {rule!r}")
             if rule.deployment is not None and rule.deployment not in names:
                 raise ValueError(f"faults[{i}]: unknown deployment {rule.deployment!r}")
+
+    @property
+    def vision_keys(self) -> frozenset[str] | None:
+        """The keys the Vision route accepts (``vision_api_keys``, else ``api_keys``)."""
+        return self.vision_api_keys if self.vision_api_keys is not None else self.api_keys
 
     def deployment(self, name: str) -> Deployment | None:
         for dep in self.deployments:
@@ -172,6 +191,9 @@ class EmulatorConfig:
             "window_mode",
             "log_limit",
             "faults",
+            "vision_tps",
+            "vision_api_keys",
+            "ocr_threads",
         }
         _reject_unknown(data, allowed, source)
         raw_deps = data.get("deployments", [])
@@ -186,11 +208,12 @@ class EmulatorConfig:
             kwargs["faults"] = tuple(
                 Fault.from_mapping(f, f"{source}: faults[{i}]") for i, f in enumerate(cast(list[object], raw_faults))
             )
-        if "api_keys" in data:
-            keys = data["api_keys"]
-            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-                raise ValueError(f"{source}: 'api_keys' must be an array of strings")
-            kwargs["api_keys"] = frozenset(keys)
+        for name in ("api_keys", "vision_api_keys"):
+            if name in data:
+                keys = data[name]
+                if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+                    raise ValueError(f"{source}: {name!r} must be an array of strings")
+                kwargs[name] = frozenset(keys)
         if "latency" in data:
             kwargs["latency"] = _latency_from_value(data["latency"], source)
         for key, typ in (
@@ -200,6 +223,8 @@ class EmulatorConfig:
             ("send_limit_headers", bool),
             ("window_mode", str),
             ("log_limit", int),
+            ("vision_tps", int),
+            ("ocr_threads", int),
         ):
             if key in data:
                 value = data[key]

@@ -200,6 +200,8 @@ async def answer_with_fault(
         choice = body["choices"][0]
         choice["message"]["content"] = None
         choice["finish_reason"] = "content_filter"
+        choice.pop("finish_details", None)  # the legacy extensions route's object form
+        choice.pop("enhancements", None)
         choice["content_filter_results"] = FILTERED_RESULTS
         entry.finish_reason = "content_filter"
     if hold > 0:

@@ -17,6 +17,10 @@ real limiter refuses is not), and no ``await`` separates the decision from the c
 
 What the client then sees (error bodies, cut connections, hangs, slow or truncated bodies) is
 written by ``fault_responses``.
+
+The Azure AI Vision read route asks too, with no deployment (so only rules without a
+``deployment`` apply to it) and only the kinds that make sense there (``VISION_KINDS``: no
+content-filter verdicts); a rule of another kind is skipped for it without drawing.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from .stats import DeploymentStats, LogEntry
+from .stats import DeploymentStats, LogEntry, VisionStats
 
 __all__ = [
     "ANSWERING_KINDS",
@@ -36,6 +40,7 @@ __all__ = [
     "FAULT_KINDS",
     "NO_STATUS_KINDS",
     "PRE_ADMISSION_KINDS",
+    "VISION_KINDS",
     "Fault",
     "FaultInjector",
     "Hit",
@@ -61,6 +66,8 @@ ANSWERING_KINDS: tuple[str, ...] = ("slow-body", "malformed-json", "content-filt
 FAULT_KINDS: tuple[str, ...] = PRE_ADMISSION_KINDS + FAILING_KINDS + ANSWERING_KINDS
 #: Kinds that deliver no HTTP status at all (the log records ``status: null``).
 NO_STATUS_KINDS = frozenset({"reset", "hang"})
+#: Kinds that apply to the Vision read route (it has no content filter).
+VISION_KINDS = frozenset(FAULT_KINDS) - {"content-filter-prompt", "content-filter-completion"}
 
 _FLOAT_FIELDS = ("rate", "start_s", "end_s", "hang_s", "trickle_s", "retry_after_s")
 _INT_FIELDS = ("count",)
@@ -262,13 +269,25 @@ class FaultInjector:
         self.hits = [0] * len(self.rules)
         self._rngs = [random.Random(f"emulator-fault|{self._seed}|{i}") for i in range(len(self.rules))]
 
-    def pick(self, deployment: str, texts: Sequence[str], shas: Sequence[str], now: float) -> Hit | None:
-        """The first rule that applies to this request and fires, if any (nothing counted yet)."""
+    def pick(
+        self,
+        deployment: str | None,
+        texts: Sequence[str],
+        shas: Sequence[str],
+        now: float,
+        *,
+        kinds: frozenset[str] | None = None,
+    ) -> Hit | None:
+        """The first rule that applies to this request and fires, if any (nothing counted yet).
+        ``deployment=None`` (the Vision route) matches only rules without one; ``kinds``, when
+        given, skips rules of other kinds."""
         if not self.rules:
             return None
         elapsed = now - self.installed_at
         for i, rule in enumerate(self.rules):
             if rule.deployment is not None and rule.deployment != deployment:
+                continue
+            if kinds is not None and rule.kind not in kinds:
                 continue
             if elapsed < rule.start_s or (rule.end_s is not None and elapsed >= rule.end_s):
                 continue
@@ -283,7 +302,7 @@ class FaultInjector:
             return Hit(i, rule)
         return None
 
-    def commit(self, hit: Hit, stats: DeploymentStats, entry: LogEntry) -> None:
+    def commit(self, hit: Hit, stats: DeploymentStats | VisionStats, entry: LogEntry) -> None:
         """Count an injected fault: the rule's hits, the deployment's stats, the log entry."""
         if hit.index < len(self.hits) and self.rules[hit.index] is hit.fault:
             self.hits[hit.index] += 1

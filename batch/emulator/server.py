@@ -227,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="accept only these keys (repeatable; also EMULATOR_API_KEYS=k1,k2); default: any non-empty key",
     )
+    parser.add_argument(
+        "--vision-api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="accept only these Ocp-Apim-Subscription-Key values on the Vision read route (repeatable; also "
+        "EMULATOR_VISION_API_KEYS=k1,k2); default: the --api-key rule",
+    )
+    parser.add_argument("--vision-tps", type=int, help="Vision read calls per second for the resource (default 10)")
+    parser.add_argument("--ocr-threads", type=int, help="OCR worker threads, one Tesseract engine each (default 2)")
     parser.add_argument("--seed", type=int, help="seed for answers, latency jitter and fault rates (default 0)")
     parser.add_argument(
         "--fault",
@@ -251,12 +261,12 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         deployments = list(base.deployments)
     else:
         deployments = [parse_deployment_spec(DEFAULT_DEPLOYMENT)]
-    keys = set(args.api_key)
-    keys.update(k.strip() for k in env.get("EMULATOR_API_KEYS", "").split(",") if k.strip())
-    if base is not None and base.api_keys:
-        keys.update(base.api_keys)
+    keys = _keys(args.api_key, env.get("EMULATOR_API_KEYS", ""), base.api_keys if base else None)
+    vision_keys = _keys(
+        args.vision_api_key, env.get("EMULATOR_VISION_API_KEYS", ""), base.vision_api_keys if base else None
+    )
     config = base if base is not None else EmulatorConfig(deployments=deployments)
-    changes: dict[str, Any] = {"deployments": deployments, "api_keys": frozenset(keys) if keys else None}
+    changes: dict[str, Any] = {"deployments": deployments, "api_keys": keys, "vision_api_keys": vision_keys}
     if args.latency is not None:
         changes["latency"] = parse_latency(args.latency)
     if args.charge_rule is not None:
@@ -267,9 +277,21 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         changes["answer_tokens"] = args.answer_tokens
     if args.seed is not None:
         changes["seed"] = args.seed
+    if args.vision_tps is not None:
+        changes["vision_tps"] = args.vision_tps
+    if args.ocr_threads is not None:
+        changes["ocr_threads"] = args.ocr_threads
     if args.fault:
         changes["faults"] = parse_fault_specs(args.fault)
     return dataclasses.replace(config, **changes)
+
+
+def _keys(flags: Sequence[str], env_value: str, from_file: frozenset[str] | None) -> frozenset[str] | None:
+    """The union of the flags', the environment's (comma-separated) and the file's keys; None if none."""
+    keys = set(flags)
+    keys.update(k.strip() for k in env_value.split(",") if k.strip())
+    keys.update(from_file or ())
+    return frozenset(keys) if keys else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,6 +345,8 @@ def _banner(config: EmulatorConfig, url: str) -> Sequence[str]:
             f"  deployment {dep.name}: model {dep.model} [{family}]{note}, {dep.tpm} TPM, "
             f"{dep.requests_per_minute} RPM ({dep.request_capacity} per {dep.request_window_s:g} s)"
         )
+    vision_auth = "any non-empty key" if config.vision_keys is None else f"{len(config.vision_keys)} configured key(s)"
+    lines.append(f"  vision read: {config.vision_tps} calls/s, auth: {vision_auth}; OCR threads: {config.ocr_threads}")
     for rule in config.faults:
         lines.append(f"  fault {_describe_fault(rule)}")
     first = config.deployments[0].name

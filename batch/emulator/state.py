@@ -4,6 +4,9 @@ Everything here is touched only from the server's loop thread (``EmbeddedEmulato
 that loop to read stats), so no locks are needed. ``reset()`` returns the server to a fresh
 start without rebinding its port: counters, log, windows, the latency RNG and the fault
 rules' clock, counts and RNGs (the rules themselves stay installed).
+
+The OCR engine (``ocr.OcrEngine``: worker threads and Tesseract models) is created on the
+first OCR request, so a server that never reads a page never loads Tesseract.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ from .answers import AnswerBuilder
 from .config import Deployment, EmulatorConfig
 from .faults import Fault, FaultInjector
 from .images import ImageInspector
-from .limits import DeploymentLimiter
+from .limits import DeploymentLimiter, Window, make_window
 from .models import ModelRules, rules_for
-from .stats import UNROUTED, DeploymentStats, RequestLog
+from .ocr import OcrEngine
+from .stats import UNROUTED, DeploymentStats, RequestLog, VisionStats
 from .tokens import tokenizer
 
-__all__ = ["REQUEST_ID_KEY", "STATE_KEY", "DeploymentRuntime", "EmulatorState"]
+__all__ = ["REQUEST_ID_KEY", "STATE_KEY", "DeploymentRuntime", "EmulatorState", "VisionRuntime"]
+
+#: The Vision resource's calls-per-second window.
+VISION_WINDOW_S = 1.0
 
 
 @dataclass(slots=True)
@@ -36,6 +43,14 @@ class DeploymentRuntime:
     rules: ModelRules
     limiter: DeploymentLimiter
     stats: DeploymentStats = field(default_factory=DeploymentStats)
+
+
+@dataclass(slots=True)
+class VisionRuntime:
+    """The Azure AI Vision resource: its calls-per-second window and counters."""
+
+    window: Window
+    stats: VisionStats = field(default_factory=VisionStats)
 
 
 class EmulatorState:
@@ -58,6 +73,8 @@ class EmulatorState:
             tokenizer(rules.tokenizer)  # load the vocabulary now (once per process), not on a request
             self.runtimes[dep.name] = DeploymentRuntime(dep, rules, self._limiter(dep, now))
         self.faults = FaultInjector(config.faults, seed=config.seed, now=now)
+        self.vision = VisionRuntime(self._vision_window(now))
+        self._ocr: OcrEngine | None = None
 
     def set_faults(self, rules: Sequence[Fault]) -> None:
         """Replace the fault rules (their clock, counts and RNGs restart). A rule naming an
@@ -80,6 +97,15 @@ class EmulatorState:
             now=now,
         )
 
+    def _vision_window(self, now: float) -> Window:
+        return make_window(self.config.window_mode, self.config.vision_tps, VISION_WINDOW_S, now)
+
+    def ocr(self) -> OcrEngine:
+        """The OCR engine, created on first use."""
+        if self._ocr is None:
+            self._ocr = OcrEngine(self.config.ocr_threads)
+        return self._ocr
+
     def stats_for(self, name: str | None) -> DeploymentStats:
         runtime = self.runtimes.get(name) if name is not None else None
         return runtime.stats if runtime is not None else self.unrouted
@@ -94,6 +120,9 @@ class EmulatorState:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        if self._ocr is not None:
+            engine, self._ocr = self._ocr, None
+            await asyncio.to_thread(engine.close)  # waits for reads still running
 
     def reset(self) -> None:
         now = self.clock()
@@ -104,6 +133,10 @@ class EmulatorState:
         for runtime in self.runtimes.values():
             runtime.stats = DeploymentStats()
             runtime.limiter = self._limiter(runtime.deployment, now)
+        self.vision.window = self._vision_window(now)
+        self.vision.stats = VisionStats()
+        if self._ocr is not None:
+            self._ocr.reset_counters()
         self.faults.restart(now)
 
     def stats_json(self) -> dict[str, Any]:
@@ -129,6 +162,8 @@ class EmulatorState:
                 "remaining_requests": remaining_requests,
                 **runtime.stats.to_json(),
             }
+        for kind, count in self.vision.stats.faults.items():
+            faults[kind] = faults.get(kind, 0) + count
         return {
             "started_at": self.started_at,
             "uptime_s": time.time() - self.started_at,
@@ -139,7 +174,25 @@ class EmulatorState:
             "faults": dict(sorted(faults.items())),
             "deployments": deployments,
             UNROUTED: self.unrouted.to_json(),
+            "vision": {
+                "tps": self.config.vision_tps,
+                "remaining_calls": max(0, self.vision.window.capacity - self.vision.window.used(now)),
+                **self.vision.stats.to_json(),
+            },
+            "ocr": self._ocr_json(),
         }
+
+    def _ocr_json(self) -> dict[str, Any]:
+        """The OCR engine's work: pages Tesseract read, cache hits and the wall time of the reads."""
+        if self._ocr is None:
+            return {
+                "loaded": False,
+                "threads": self.config.ocr_threads,
+                "pages_read": 0,
+                "cache_hits": 0,
+                "seconds": 0.0,
+            }
+        return {"loaded": True, **self._ocr.stats_json()}
 
 
 #: Where the app keeps its ``EmulatorState``.

@@ -15,7 +15,7 @@ from typing import Any
 
 from .answers import ReceivedImage
 
-__all__ = ["DeploymentStats", "LogEntry", "RequestLog", "UNROUTED"]
+__all__ = ["DeploymentStats", "LogEntry", "RequestLog", "UNROUTED", "VisionStats"]
 
 #: The stats bucket for requests that never reached a known deployment (bad path, 401, ...).
 UNROUTED = "_unrouted"
@@ -35,6 +35,7 @@ class DeploymentStats:
     tokens_charged: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    enhanced_calls: int = 0  # answers of the legacy extensions route with OCR/grounding on
     first_admission_at: float | None = None  # unix time
     last_admission_at: float | None = None
     _origin_mono: float | None = None  # monotonic time of the first admission or throttle
@@ -95,10 +96,45 @@ class DeploymentStats:
             "tokens_charged": self.tokens_charged,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "enhanced_calls": self.enhanced_calls,
             "first_admission_at": self.first_admission_at,
             "last_admission_at": self.last_admission_at,
             "timeline_origin_at": self._origin_wall,
             "timeline": self.timeline(),
+        }
+
+
+@dataclass(slots=True)
+class VisionStats:
+    """Counters for the Azure AI Vision read route (one resource)."""
+
+    received: int = 0
+    admitted: int = 0  # calls that passed the calls-per-second limit
+    throttled: int = 0  # refused by that limit (injected 429s count as faults instead)
+    errors: dict[int, int] = field(default_factory=dict)  # status -> count, 429s excluded
+    faults: dict[str, int] = field(default_factory=dict)
+    client_disconnects: int = 0
+    pages_ocr: int = 0  # pages answered with a read result
+    lines_ocr: int = 0
+    words_ocr: int = 0
+
+    def record_error(self, status: int) -> None:
+        self.errors[status] = self.errors.get(status, 0) + 1
+
+    def record_fault(self, kind: str) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "admitted": self.admitted,
+            "throttled": self.throttled,
+            "errors": {str(status): count for status, count in sorted(self.errors.items())},
+            "faults": dict(sorted(self.faults.items())),
+            "client_disconnects": self.client_disconnects,
+            "pages_ocr": self.pages_ocr,
+            "lines_ocr": self.lines_ocr,
+            "words_ocr": self.words_ocr,
         }
 
 
@@ -108,7 +144,7 @@ class LogEntry:
 
     seq: int
     time: float  # unix time received
-    route: str  # "azure" | "azure-v1" | "openai"
+    route: str  # "azure" | "azure-v1" | "openai" | "azure-extensions" | "vision-read"
     request_id: str
     deployment: str | None = None
     api_version: str | None = None
@@ -126,6 +162,9 @@ class LogEntry:
     finish_reason: str | None = None
     fault: str | None = None  # the injected fault's kind, if any
     client_disconnected: bool = False  # the client left before the reply was delivered
+    enhancements: list[str] | None = None  # extensions route: the enhancements enabled ("ocr", "grounding")
+    features: list[str] | None = None  # vision-read route: the features asked for
+    ocr_lines: int | None = None  # lines OCR read on the request's image (either OCR route)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -160,6 +199,9 @@ class LogEntry:
             "finish_reason": self.finish_reason,
             "fault": self.fault,
             "client_disconnected": self.client_disconnected,
+            "enhancements": self.enhancements,
+            "features": self.features,
+            "ocr_lines": self.ocr_lines,
         }
 
 

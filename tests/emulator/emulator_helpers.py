@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from batch.emulator import Deployment, EmulatorConfig, LatencyModel
 
 API_VERSION = "2024-10-21"
 KEY = "test-key-123"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
 def make_image(width: int, height: int, fmt: str = "PNG", seed: int = 0) -> bytes:
@@ -27,6 +28,40 @@ def make_image(width: int, height: int, fmt: str = "PNG", seed: int = 0) -> byte
     buf = io.BytesIO()
     img.save(buf, fmt)
     return buf.getvalue()
+
+
+def text_image(
+    lines: list[str], *, px: int = 24, size: tuple[int, int] = (420, 110), fmt: str = "PNG"
+) -> tuple[bytes, dict[str, tuple[float, float, float, float]]]:
+    """Black DejaVu Sans text on white, one line per 45 px from (20, 15); returns the image and
+    the ink box (left, top, right, bottom) of every word as drawn."""
+    font = ImageFont.truetype(FONT, px)
+    img = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(img)
+    boxes: dict[str, tuple[float, float, float, float]] = {}
+    for i, line in enumerate(lines):
+        x, y = 20.0, 15.0 + 45 * i
+        draw.text((x, y), line, font=font, fill="black")
+        for word in line.split(" "):
+            boxes[word] = draw.textbbox((x, y), word, font=font)
+            x += font.getlength(word + " ")
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue(), boxes
+
+
+def inside(polygon: list[dict[str, float]], box: tuple[float, float, float, float], slack: float = 4.0) -> bool:
+    """True when all four corners of ``polygon`` lie within ``slack`` px of ``box``'s edges."""
+    left, top, right, bottom = box
+    xs = sorted(p["x"] for p in polygon)
+    ys = sorted(p["y"] for p in polygon)
+    return (
+        len(polygon) == 4
+        and abs(xs[0] - left) <= slack
+        and abs(xs[-1] - right) <= slack
+        and abs(ys[0] - top) <= slack
+        and abs(ys[-1] - bottom) <= slack
+    )
 
 
 def data_url(data: bytes, mime: str = "image/png") -> str:
