@@ -58,7 +58,6 @@ UNREACHABLE_AFTER = 3
 # DeploymentNotFound can be a deployment created minutes ago: one delayed retry, then stop.
 NOT_FOUND_RETRY_S = 3.0
 _MIN_WINDOW, _MAX_WINDOW, _UNLIMITED_WINDOW = 2, 1024, 64
-_TICK = Outcome(-1, "error")  # the writer's "no outcome this time" marker
 
 
 class Runner:
@@ -98,6 +97,8 @@ class Runner:
         self._show_progress = show_progress
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
+        self._flush_wanted = asyncio.Event()
+        self._writer_done = asyncio.Event()
         self._started = time.monotonic()
         self._last_success: float | None = None
         self._connect_errors = 0
@@ -295,7 +296,6 @@ class Runner:
     async def _run_pool(self, done_before: int) -> None:
         window = Window(self._window_target(0))
         items: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=256)
-        outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
         bar = ProgressBar(self.info.num_rows, done_before, enabled=self._show_progress)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -308,9 +308,9 @@ class Runner:
                 client = ChatClient(session, self.target, self.credential, self.spec.endpoint.timeout_s)
                 self.paged = self._paged_rows(session)
                 feeder = asyncio.create_task(self._feed(items, n_workers))
-                writer = asyncio.create_task(self._write(outcomes, bar))
+                writer = asyncio.create_task(self._write())
                 sizer = asyncio.create_task(self._resize(window))
-                workers = [asyncio.create_task(self._work(client, items, outcomes, window)) for _ in range(n_workers)]
+                workers = [asyncio.create_task(self._work(client, items, window, bar)) for _ in range(n_workers)]
                 stopper: asyncio.Future[object] = asyncio.ensure_future(self._stop.wait())
                 everyone: asyncio.Future[object] = asyncio.ensure_future(asyncio.gather(*workers))
                 await asyncio.wait([everyone, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -322,7 +322,7 @@ class Runner:
                 for t in helpers:
                     t.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
-                await outcomes.put(None)
+                self._writer_done.set()
                 await writer
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -377,8 +377,8 @@ class Runner:
         self,
         client: ChatClient,
         items: asyncio.Queue[WorkItem | None],
-        outcomes: asyncio.Queue[Outcome | None],
         window: Window,
+        bar: ProgressBar,
     ) -> None:
         while not self._stop.is_set():
             await window.enter()
@@ -395,34 +395,36 @@ class Runner:
                         error_code="internal_error",
                         error_message=f"unexpected {type(exc).__name__}: {exc}"[:600],
                     )
+                if outcome is not None:
+                    # Journaled before the row leaves the window: a kill can lose only rows in it.
+                    self._record(outcome, bar)
             finally:
                 await window.leave()
-            if outcome is not None:
-                outcomes.put_nowait(outcome)
 
-    async def _write(self, outcomes: asyncio.Queue[Outcome | None], bar: ProgressBar) -> None:
+    def _record(self, o: Outcome, bar: ProgressBar) -> None:
+        self.store.add(o)
+        self.tally.add(o)
+        standard, batch = self._costs.add(o.model, o.prompt_tokens, o.completion_tokens)
+        self.tally.cost_usd += standard
+        self.tally.batch_cost_usd += batch
+        self.tally.unpriced_models |= self._costs.unpriced
+        bar.advance(
+            1,
+            tokens_per_min=self.limiter.charged_last_window(),
+            tpm=self.limiter.tpm,
+            throttled=self.tally.throttled,
+            cost_usd=self.tally.cost_usd,
+        )
+        if self.store.flush_due:
+            self._flush_wanted.set()
+
+    async def _write(self) -> None:
+        """Turn journaled rows into part files when enough are buffered or the flush timer runs out."""
         store = self.store
-        while True:
-            try:
-                o = await asyncio.wait_for(outcomes.get(), timeout=0.5)
-            except TimeoutError:
-                o = _TICK  # nothing arrived: still check the flush timer
-            if o is None:
-                break
-            if o is not _TICK:
-                store.add(o)
-                self.tally.add(o)
-                standard, batch = self._costs.add(o.model, o.prompt_tokens, o.completion_tokens)
-                self.tally.cost_usd += standard
-                self.tally.batch_cost_usd += batch
-                self.tally.unpriced_models |= self._costs.unpriced
-                bar.advance(
-                    1,
-                    tokens_per_min=self.limiter.charged_last_window(),
-                    tpm=self.limiter.tpm,
-                    throttled=self.tally.throttled,
-                    cost_usd=self.tally.cost_usd,
-                )
+        while not self._writer_done.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_wanted.wait(), timeout=0.5)
+            self._flush_wanted.clear()
             if store.flush_due:
                 await asyncio.to_thread(store.flush, store.take_buffer())
         await asyncio.to_thread(store.close)
