@@ -113,14 +113,19 @@ class Runner:
     async def process(self, client: ChatClient, item: WorkItem) -> Outcome | None:
         """Everything for one row. Returns None if the run is stopping and the row stays undone."""
         try:
-            if self.paged is not None:
-                mode = self.paged.mode_for(item)
-                if mode != "off" or await asyncio.to_thread(self.paged.is_document, item):
-                    return await self._process_pages(client, item, mode)
-            req = await asyncio.to_thread(self.builder.build, item)
+            mode = self.paged.mode_for(item) if self.paged is not None else "off"
+            req = None if mode != "off" else await asyncio.to_thread(self._build_image_row, item)
+            if req is None:
+                return await self._process_pages(client, item, mode)
         except RowError as exc:
             return Outcome(item.index, "error", error_code=exc.code, error_message=str(exc))
         return await self._send_held(client, item, req)
+
+    def _build_image_row(self, item: WorkItem) -> PreparedRequest | None:
+        """The request of a plain image row, or None for a document (one thread hop for both)."""
+        if self.paged is not None and self.paged.is_document(item):
+            return None
+        return self.builder.build(item)
 
     async def _process_pages(self, client: ChatClient, item: WorkItem, mode: OcrMode) -> Outcome | None:
         """A document or OCR-assisted row: several requests, merged (see ``paged.py``)."""
