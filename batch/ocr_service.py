@@ -25,7 +25,7 @@ from PIL import Image
 from .client import post_json
 from .errors import FatalApiError, PermanentApiError, RateLimitedError, RowError, SpecError, TransientApiError
 from .ocr import LocalOcr
-from .ratelimit import CallPacer
+from .ratelimit_calls import CallPacer
 from .retry import RetryPolicy, retry_delay, should_retry
 from .spec import JobSpec
 

@@ -20,13 +20,16 @@ import asyncio
 import base64
 import binascii
 import json
+import os
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from PIL import Image
 
 from .documents import is_document, page_count, parse_pages, render_pages
@@ -37,6 +40,7 @@ from .ocr_service import AzureRead, LocalOcrPool
 from .ocr_text import format_ocr_hint
 from .payloads import ImageRef, PreparedRequest, RequestBuilder, RowPlan, data_url_size
 from .records import Outcome, PartAnswer, Status, WorkItem
+from .retry import RetryPolicy
 from .spec import OCR_MODES, JobSpec, OcrMode
 
 __all__ = ["Page", "PagedRows", "PartResult", "merge_parts"]
@@ -90,6 +94,46 @@ class PagedRows:
         self.azure_read = azure_read
         self._local: LocalOcrPool | None = None
 
+    @classmethod
+    def for_run(
+        cls,
+        spec: JobSpec,
+        model: ModelInfo,
+        builder: RequestBuilder,
+        session: aiohttp.ClientSession,
+        *,
+        extensions_url: str | None,
+        vision_key: str | None,
+        policy: RetryPolicy,
+        rng: random.Random,
+    ) -> PagedRows:
+        """Rendering and local OCR on one thread per core (CPU-bound work); the azure-read client
+        when a Vision resource is configured. ``close`` ends the threads and OCR engines."""
+        ocr = spec.ocr
+        azure_read = None
+        if ocr.vision_endpoint is not None and vision_key is not None:
+            azure_read = AzureRead(
+                session,
+                ocr.vision_endpoint,
+                vision_key,
+                api_version=ocr.read_api_version,
+                language=ocr.language,
+                per_second=ocr.read_tps,
+                policy=policy,
+                timeout_s=spec.endpoint.timeout_s,
+                rng=rng,
+            )
+        pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="batch-pages")
+        return cls(
+            spec,
+            model,
+            builder,
+            pool,
+            extensions_url=extensions_url,
+            vision_key=vision_key,
+            azure_read=azure_read,
+        )
+
     def __repr__(self) -> str:
         return f"PagedRows(mode={self.spec.ocr.mode!r}, vision_key=<redacted>)"
 
@@ -113,6 +157,8 @@ class PagedRows:
         return kind == "pdf" or (kind == "tiff" and page_count(path) > 1)
 
     def close(self) -> None:
+        if isinstance(self.executor, ThreadPoolExecutor):
+            self.executor.shutdown(wait=False, cancel_futures=True)
         if self._local is not None:
             self._local.close()
 

@@ -8,24 +8,38 @@ either, so one model serves both.
 
 How the server counts images and ``max_completion_tokens`` is undocumented, so our per-request
 estimate is only a starting point. Every response's ``x-ratelimit-remaining-tokens`` tells us what
-the server thinks is used in the window; comparing it with our own log at the moment we sent that
-request gives the ratio ``scale`` = server charge / our estimate, which we then apply to everything
-in our log. ``x-ratelimit-limit-*`` headers, when present, replace the configured limits; without
-them and without a configured limit, the limit is inferred from remaining-tokens readings.
+the server had used in its window when it admitted that request; comparing it with what our log
+held over the same 60 s at the moment we sent it (less requests refunded since) gives the ratio
+``scale`` = server charge / our estimate, which we then apply to everything in our log.
+``x-ratelimit-limit-*`` headers, when present, replace the configured limits. With no limit
+configured, the first request goes alone (a probe) and the limits are read from its reply: the
+limit headers, else remaining + what the probe used.
 
 An average ratio cannot see per-request noise, so each reading also *anchors* our books: the gap
 between what the server said it had used when that request arrived and what our scaled log said
-at that moment is carried as an offset (decaying over one window) on top of our log. Until the
-first reply arrives, the opening burst is held to 90 % of the limit.
+at that moment is carried as an offset (decaying over one window) on top of our log; a negative
+gap counts only beyond what a request or two still on the way to the server would explain. Until
+the first reply arrives, the opening burst is held to 90 % of the limit.
 
-A request is admitted by the server a little after we send it, more so when many large bodies
-arrive at once; a sliding window then replays that spread every minute, and our log would free
-tokens before the server does. So bursts are smoothed (at most 5x the steady token rate in any
-second), and our log keeps each entry ``skew`` seconds longer than the window, a margin that grows
-whenever a 429 arrives that our books did not foresee.
+A server whose token window resets each minute (fixed windows) shows itself when its count falls
+by far more than anything that left our log meanwhile; from then on a reading is compared with
+what we sent since that reset (the server's own count says where the reset fell among our sends),
+and readings we cannot place in one of its windows are skipped. Pacing stays the sliding log.
 
-A 429 sets one shared cool-down for every caller (no retry storm), refunds the rejected request's
-charge (the server did not count it), and nudges ``scale`` and ``skew`` up once per cool-down.
+A request is admitted by the server a little after we send it, and the opening burst (new
+connections, a cold server) arrives later than the rest; a sliding window then replays that spread
+every minute, and our log would free room before the server does. So bursts are smoothed (at most
+5x the steady token rate in any second); entries sent before the first reply, or in the second
+after it (connections are still being opened then, more so after a probe), stay in our log one
+second longer; and every entry stays ``skew`` seconds longer than the window (one margin for the
+token window, one for the request window). A 429 that asks for a short wait (≤ 1 s) is such a
+timing miss, and its window's margin grows by that wait, unless the server still had the room we
+counted on and the request simply cost more than estimated. A longer wait means our books were
+wrong: ``scale`` is nudged up when no remaining-tokens readings correct it, and a request capacity
+that no header confirmed is cut by 5 %.
+
+A 429 sets one shared cool-down for every caller (no retry storm) and refunds the rejected
+request's charge (the server did not count it); the corrections above happen once per cool-down.
 
 The clock and the sleep are parameters, so tests move time instead of waiting.
 """
@@ -33,21 +47,24 @@ The clock and the sleep are parameters, so tests move time instead of waiting.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import RowError
+from .ratelimit_headers import header_int
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 _MIN_SCALE, _MAX_SCALE = 0.02, 50.0
 _OPENING_SHARE = 0.9
+_OPENING_HOLD = 1.0  # extra seconds in our log for entries sent before the first reply
+_PROBE_WAIT = 10.0  # limits unknown: how long the first request goes alone before we stop waiting for its reply
 _BURST_SPAN = 1.0  # bursts are measured over one second
 _MAX_SKEW = 3.0
+_TIMING_MISS = 1.0  # a 429 asking for at most this wait is about timing, not about our books
 _MAX_NAP = 1.0
 _MAX_BLIND_COOLDOWN = 30.0
 
@@ -58,36 +75,20 @@ class Permit:
 
     sent_at: float
     estimate: int
-    window_estimate: int  # our estimated tokens in the window right after this request was admitted
+    window_estimate: int  # our estimated tokens in the last token_window seconds, this request included
+    window_requests: int = 1  # our requests in the last request_window seconds, this one included
+    hold: float = 0.0  # extra seconds this entry stays in our log
+    cum: int = 0  # our estimates admitted so far, this one included (refunds not deducted)
     refunded: bool = field(default=False)
     expired: bool = field(default=False)
-
-
-def _header_int(headers: Mapping[str, str], name: str) -> int | None:
-    raw = headers.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(float(raw))
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def throttle_kind(message: str) -> str:
-    """Which window a 429 is about: Azure says "call rate limit" for requests, "token rate limit" else."""
-    m = message.lower()
-    if "call rate limit" in m or "request rate limit" in m or re.search(r"\brequests? per", m):
-        return "requests"
-    return "tokens"
 
 
 class RateLimiter:
     """Admit requests so that neither the token nor the request window of the deployment overflows.
 
-    ``tpm``/``rpm`` may be None (unknown): that dimension is unlimited until headers or 429s
-    reveal it. ``request_header_window`` is the period ``x-ratelimit-limit-requests`` refers to
-    (10 s on Azure, 60 s on OpenAI).
+    ``tpm``/``rpm`` may be None (unknown): that dimension is unlimited until headers reveal it.
+    ``request_header_window`` is the period ``x-ratelimit-limit-requests`` refers to (10 s on
+    Azure, 60 s on OpenAI).
     """
 
     def __init__(
@@ -100,9 +101,10 @@ class RateLimiter:
         token_window: float = 60.0,
         request_window: float = 10.0,
         request_header_window: float = 10.0,
-        utilisation: float = 0.985,
+        utilisation: float = 0.99,
         skew: float = 0.1,
         burst_factor: float | None = 5.0,
+        opening_hold: float = _OPENING_HOLD,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
@@ -111,16 +113,34 @@ class RateLimiter:
         self._request_header_window = request_header_window
         self._utilisation = utilisation
         self._burst_factor = burst_factor
-        self._skew = skew  # our log frees a little later than the server's window: admission is after send
+        self._opening_hold = opening_hold
+        # Our log frees a little later than the server's window: admission comes after sending.
+        self._skew = skew
+        self._request_skew = skew
         self.tpm: int | None = tpm
         self.request_capacity: float | None = rpm * request_window / 60.0 if rpm else None
+        self._capacity_confirmed = False  # request_capacity came from a header
         self.scale = 1.0
         self._tokens: deque[Permit] = deque()
         self._token_sum = 0  # sum of unrefunded estimates in _tokens
-        self._requests: deque[float] = deque()
+        self._requests: deque[Permit] = deque()
+        self._refunds: deque[tuple[float, float, int]] = deque()  # (refunded at, sent at, estimate)
+        self._hold_until = -1e18  # when the last opening entry's hold ends
+        self._cum = 0  # our estimates admitted so far
+        self._mean_estimate = 0.0
+        self._last_reading: tuple[float, int, int, int] | None = None  # (sent at, server used, cum, ours)
+        # A server whose token window resets (fixed windows): its latest reset, as the first send after
+        # it, and our cumulative estimate at that moment (read off the server's count); readings are
+        # compared with what we sent since, until the next reset may have come.
+        self._reset_at: float | None = None
+        self._reset_cum = 0.0
+        self._reset_valid_until = 0.0
         self._cooldown_until = 0.0
-        self._last_scale_bump = -1e18
+        self._last_correction = -1e18
         self._calibrated = False  # no reply yet: the opening burst is held back
+        self._calibrated_at = 0.0
+        self._probe: Permit | None = None  # limits unknown: the request that goes alone
+        self._readings = 0  # replies that carried x-ratelimit-remaining-tokens
         self._throttle_streak = 0  # 429s since the last success: sets the wait when the server gives none
         self._offset = 0.0  # server-counted tokens our books miss, as of _offset_at
         self._offset_at = -1e18
@@ -149,31 +169,65 @@ class RateLimiter:
                     break
                 # Short naps: a reply arriving meanwhile may change the limits or refund a charge.
                 await self._sleep(min(wait, _MAX_NAP))
-            self._token_sum += estimate
-            permit = Permit(now, estimate, self._token_sum)
-            self._tokens.append(permit)
-            self._requests.append(now)
-            self.admitted += 1
-            return permit
+            return self._admit(now, estimate)
+
+    def _admit(self, now: float, estimate: int) -> Permit:
+        self._token_sum += estimate
+        self._cum += estimate
+        weight = 0.05 if self.admitted else 1.0
+        self._mean_estimate += weight * (estimate - self._mean_estimate)
+        # What our log holds over exactly one server window (not the margin beyond it), for readings.
+        in_window = self._token_sum - sum(
+            p.estimate for p in self._front(self._tokens, now - self.token_window) if not p.refunded
+        )
+        requests = 1 + len(self._requests) - len(self._front(self._requests, now - self.request_window))
+        opening = not self._calibrated or now < self._calibrated_at + self._opening_hold
+        permit = Permit(now, estimate, in_window, requests, self._opening_hold if opening else 0.0)
+        if permit.hold:
+            self._hold_until = now + permit.hold
+        permit.cum = self._cum
+        self._tokens.append(permit)
+        self._requests.append(permit)
+        if self.tpm is None and self.request_capacity is None and not self._calibrated:
+            self._probe = permit
+        self.admitted += 1
+        return permit
+
+    @staticmethod
+    def _front(log: deque[Permit], horizon: float) -> list[Permit]:
+        """The oldest entries of ``log`` sent at or before ``horizon`` (the margin beyond a window)."""
+        out = []
+        for p in log:
+            if p.sent_at > horizon:
+                break
+            out.append(p)
+        return out
 
     def _expire(self, now: float) -> None:
         horizon = now - self.token_window - self._skew
-        while self._tokens and self._tokens[0].sent_at <= horizon:
+        while self._tokens and self._tokens[0].sent_at + self._tokens[0].hold <= horizon:
             p = self._tokens.popleft()
             p.expired = True
             if not p.refunded:
                 self._token_sum -= p.estimate
-        rhorizon = now - self.request_window - self._skew
-        while self._requests and self._requests[0] <= rhorizon:
+        rhorizon = now - self.request_window - self._request_skew
+        while self._requests and self._requests[0].sent_at + self._requests[0].hold <= rhorizon:
             self._requests.popleft()
 
     def _wait_time(self, now: float, estimate: int) -> float:
         self._expire(now)
         wait = self._cooldown_until - now
+        probe = self._probe
+        if probe is not None and not self._calibrated and not probe.refunded and self.tpm is None:
+            if self.request_capacity is None and now < probe.sent_at + _PROBE_WAIT:
+                wait = max(wait, probe.sent_at + _PROBE_WAIT - now)
         cap = self.request_capacity
         if cap is not None and len(self._requests) >= max(1, int(cap)):
-            idx = len(self._requests) - max(1, int(cap))
-            wait = max(wait, self._requests[idx] + self.request_window + self._skew - now)
+            p = self._requests[len(self._requests) - max(1, int(cap))]
+            free_at = p.sent_at + p.hold
+            if self._requests[0].hold:  # opening entries (a prefix of the log) may free later than p
+                free_at = max(free_at, self._hold_until)
+            wait = max(wait, free_at + self.request_window + self._request_skew - now)
         if self.tpm is not None:
             budget = self.tpm * (self._utilisation if self._calibrated else _OPENING_SHARE)
             need = min(self.scale * estimate, budget)
@@ -181,12 +235,14 @@ class RateLimiter:
                 wait = max(wait, self._burst_wait(now, need, self._burst_factor))
             used = self.scale * self._token_sum + self._offset_now(now)
             if used + need > budget:
+                free_at = -1e18  # entries free in log order, except the opening ones held longer
                 for p in self._tokens:
                     if p.refunded:
                         continue
                     used -= self.scale * p.estimate
+                    free_at = max(free_at, p.sent_at + p.hold)
                     if used + need <= budget:
-                        wait = max(wait, p.sent_at + self.token_window + self._skew - now)
+                        wait = max(wait, free_at + self.token_window + self._skew - now)
                         break
                 else:  # only the offset stands in the way: look again as it decays
                     wait = max(wait, min(1.0, self.token_window / 10))
@@ -217,40 +273,92 @@ class RateLimiter:
         if not permit.expired:
             self._token_sum -= permit.estimate
         try:
-            self._requests.remove(permit.sent_at)
+            self._requests.remove(permit)
         except ValueError:
             pass
+        now = self._clock()
+        self._refunds.append((now, permit.sent_at, permit.estimate))
+        while self._refunds and self._refunds[0][0] < now - 3 * self.token_window:
+            self._refunds.popleft()
 
     # ---- learning ------------------------------------------------------------------------------
 
     def _learn_limits(self, headers: Mapping[str, str]) -> None:
-        limit_tokens = _header_int(headers, "x-ratelimit-limit-tokens")
+        limit_tokens = header_int(headers, "x-ratelimit-limit-tokens")
         if limit_tokens:
             self.tpm = limit_tokens
-        limit_requests = _header_int(headers, "x-ratelimit-limit-requests")
+        limit_requests = header_int(headers, "x-ratelimit-limit-requests")
         if limit_requests:
             self.request_capacity = limit_requests * self.request_window / self._request_header_window
+            self._capacity_confirmed = True
+
+    def _ours_at(self, permit: Permit) -> float | None:
+        """Our tokens in the server's window when ``permit`` was admitted, less what was refunded since
+        (None: a resetting window, and we cannot tell which of its windows the request fell in)."""
+        hi = permit.sent_at
+        if self._reset_at is not None:
+            if not self._reset_at <= hi < self._reset_valid_until:
+                return None
+            refunded = sum(est for _at, sent, est in self._refunds if self._reset_at < sent <= hi)
+            return max(permit.estimate, permit.cum - self._reset_cum - refunded)
+        lo = hi - self.token_window
+        later = sum(est for at, sent, est in self._refunds if at > hi and lo < sent <= hi)
+        return max(permit.estimate, permit.window_estimate - later)
+
+    def _detect_reset(self, permit: Permit, server_used: int) -> None:
+        """Notice a server whose token window resets (fixed windows) rather than slides.
+
+        Between two readings a sliding window can lose only what left our own log meanwhile (as the
+        server counts it); a count that falls by half the limit more than that was reset.
+        """
+        last = self._last_reading
+        if last is not None and permit.sent_at <= last[0]:
+            return
+        self._last_reading = (permit.sent_at, server_used, permit.cum, permit.window_estimate)
+        if last is None or self.tpm is None:
+            return
+        sent_between = permit.cum - last[2]
+        ours_left = last[3] + sent_between - permit.window_estimate
+        server_left = last[1] + self.scale * sent_between - server_used
+        if server_left - self.scale * ours_left > 0.5 * self.tpm:
+            # The reset fell between the two sends: the server's count says how much of ours came after it.
+            self._reset_at = permit.sent_at
+            self._reset_cum = permit.cum - server_used / max(self.scale, _MIN_SCALE)
+            self._reset_valid_until = last[0] + self.token_window
 
     def on_response(self, permit: Permit, headers: Mapping[str, str]) -> None:
         """Learn limits and the server's charge rule from a response's x-ratelimit-* headers."""
         self._learn_limits(headers)
-        self._calibrated = True
+        if not self._calibrated:
+            self._calibrated, self._calibrated_at = True, self._clock()
         self._throttle_streak = 0
-        remaining = _header_int(headers, "x-ratelimit-remaining-tokens")
+        remaining_requests = header_int(headers, "x-ratelimit-remaining-requests")
+        if self.request_capacity is None and remaining_requests:
+            # No limit known: what the server has left plus what we had in its window is the limit.
+            per_header = permit.window_requests + remaining_requests
+            self.request_capacity = per_header * self.request_window / self._request_header_window
+        remaining = header_int(headers, "x-ratelimit-remaining-tokens")
         if remaining is None:
             return
-        ours = permit.window_estimate
+        self._readings += 1
         if self.tpm is None:
-            # No limit known: the server's remaining plus what we put in the window is the limit.
-            self.tpm = int(self.scale * ours + remaining)
+            if remaining > 0:
+                self.tpm = int(self.scale * permit.window_estimate + remaining)
             return
         server_used = self.tpm - remaining
+        self._detect_reset(permit, server_used)
+        ours = self._ours_at(permit)
+        if ours is None:
+            return
         # Only readings taken with a well-filled window say much about the ratio.
         if server_used > 0 and ours >= max(3 * permit.estimate, 0.05 * self.tpm / max(self.scale, _MIN_SCALE)):
             ratio = min(max(server_used / ours, _MIN_SCALE), _MAX_SCALE)
             self.scale += 0.25 * (ratio - self.scale)
         if permit.sent_at >= self._offset_at:  # replies arrive out of order: keep the newest reading
-            self._offset = max(0.0, server_used - self.scale * ours)
+            gap = server_used - self.scale * ours
+            # Counting less than we think is believed only beyond what a request or two in flight
+            # (sent before this one, admitted after it) explains: the window holds cheaper requests.
+            self._offset = gap if gap >= 0 else min(0.0, gap + 2 * self.scale * self._mean_estimate)
             self._offset_at = permit.sent_at
 
     def on_throttle(
@@ -278,21 +386,38 @@ class RateLimiter:
         if permit is not None:
             self.refund(permit)
         # Several in-flight requests are rejected by one overflow: correct once per cool-down.
-        if now - self._last_scale_bump < delay:
+        if now - self._last_correction < delay:
             return
-        self._last_scale_bump = now
+        self._last_correction = now
+        # A short wait: the server's window frees that much later than our log did (timing).
+        late = retry_after if retry_after is not None and 0 < retry_after <= _TIMING_MISS else None
         if kind == "requests":
-            if self.request_capacity is not None and self.request_capacity > 1:
+            if late is not None:
+                self._request_skew = min(_MAX_SKEW, self._request_skew + late + 0.02)
+            elif self.request_capacity is not None and self.request_capacity > 1 and not self._capacity_confirmed:
                 self.request_capacity = max(1.0, self.request_capacity * 0.95)
         elif self.tpm is not None:
-            self.scale = min(self.scale * 1.05, _MAX_SCALE)
-            self._skew = min(_MAX_SKEW, self._skew * 1.5 + 0.1)
+            remaining = header_int(headers, "x-ratelimit-remaining-tokens") if headers else None
+            if permit is not None and remaining is not None and remaining >= self.scale * permit.estimate:
+                # The room we counted on was there: this request costs more than we estimated, a
+                # surprise no margin would have prevented (the cool-down waits for room).
+                late = None
+            elif late is not None:
+                self._skew = min(_MAX_SKEW, self._skew + late + 0.02)
+            elif retry_after is None:
+                self._skew = min(_MAX_SKEW, self._skew * 1.5 + 0.1)
+            if late is None and self._readings == 0:  # nothing else tells us the server charges more
+                self.scale = min(self.scale * 1.05, _MAX_SCALE)
 
     # ---- observation ---------------------------------------------------------------------------
 
     @property
     def skew(self) -> float:
         return self._skew
+
+    @property
+    def request_skew(self) -> float:
+        return self._request_skew
 
     @property
     def cooling_down(self) -> bool:
@@ -322,30 +447,3 @@ class RateLimiter:
         if self.tpm is not None and mean_estimate > 0:
             rates.append(self.tpm / (self.scale * mean_estimate) / self.token_window)
         return min(rates) if rates else None
-
-
-class CallPacer:
-    """Even spacing for a service limited in calls per second (Azure AI Vision S1: 10 per second).
-
-    Each ``acquire`` takes the next free slot, ``1 / per_second`` after the previous one, so
-    callers never burst past the limit; a 429 pushes every later slot past its ``retry-after``.
-    """
-
-    def __init__(self, per_second: float, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
-        if per_second <= 0:
-            raise ValueError(f"per_second must be > 0, got {per_second}")
-        self.interval = 1.0 / per_second
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-
-    async def acquire(self) -> None:
-        now = self._clock()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        if slot > now:
-            await self._sleep(slot - now)
-
-    def on_throttle(self, retry_after: float | None) -> None:
-        """The service said 429: no call before ``retry_after`` seconds (1 s when it did not say)."""
-        self._next = max(self._next, self._clock() + (retry_after if retry_after is not None else 1.0))

@@ -18,13 +18,12 @@ import random
 import signal
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any
 
 import aiohttp
 
-from .client import ChatClient, Credential, Target, credential_for, fatal_advice
+from .client import ChatClient, Credential, Reply, Target, credential_for, fatal_advice
 from .errors import (
     ApiError,
     ContentFilteredError,
@@ -37,12 +36,13 @@ from .errors import (
 from .inflight import ByteBudget, LiveStats, Window
 from .manifest import Manifest
 from .models import lookup_model
-from .ocr_service import AzureRead, check_ocr_setup, vision_key
+from .ocr_service import check_ocr_setup, vision_key
 from .paged import PagedRows
 from .payloads import PreparedRequest, RequestBuilder
 from .pricing import CostMeter, load_prices
 from .progress import ProgressBar, RunSummary, Tally
-from .ratelimit import RateLimiter, throttle_kind
+from .ratelimit import RateLimiter
+from .ratelimit_headers import throttle_kind
 from .records import Outcome, Status, WorkItem
 from .results import ResultStore
 from .retry import RetryPolicy, retry_delay, should_retry
@@ -98,6 +98,7 @@ class Runner:
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._flush_wanted = asyncio.Event()
+        self._on_wire = 0
         self._writer_done = asyncio.Event()
         self._started = time.monotonic()
         self._last_success: float | None = None
@@ -105,7 +106,6 @@ class Runner:
         self._costs = CostMeter(load_prices(), spec.endpoint.model)
         self._vision_key = vision_key(spec, env)
         check_ocr_setup(spec, supports_enhancements=self.model.supports_enhancements, key=self._vision_key)
-        self._pages_pool: ThreadPoolExecutor | None = None
         self.paged: PagedRows | None = None
 
     # ---- one row ------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ class Runner:
             self.tally.requests += 1
             sent = time.monotonic()
             try:
-                reply = await client.send(req.body, url=url)
+                reply = await self._on_the_wire(client, req.body, url)
             except RateLimitedError as exc:
                 last = exc
                 throttled += 1
@@ -235,6 +235,14 @@ class Runner:
             return None
         return self._outcome(item, req, "error", attempts, started, exc=last, exhausted=True)
 
+    async def _on_the_wire(self, client: ChatClient, body: bytes, url: str | None) -> Reply:
+        """One attempt, counted while it is on the wire (the window's sizing reads the count)."""
+        self._on_wire += 1
+        try:
+            return await client.send(body, url=url)
+        finally:
+            self._on_wire -= 1
+
     def _outcome(
         self,
         item: WorkItem,
@@ -272,7 +280,7 @@ class Runner:
 
     # ---- the pool -----------------------------------------------------------------------------
 
-    def _window_target(self, active: int) -> int:
+    def _window_target(self) -> int:
         if self.spec.limits.concurrency:
             return self.spec.limits.concurrency
         rate = self.limiter.max_request_rate(self._live.estimate)
@@ -280,9 +288,11 @@ class Runner:
             return _UNLIMITED_WINDOW
         # Little's law: rows in flight = rate x latency, with headroom for jitter and rows being
         # prepared; and never fewer than the windows could admit right now (the first minute's burst).
+        # Rows waiting in the limiter's queue do not count as on the wire: counting them made the
+        # window only ever grow (to 1024 where Little's law asks for 6-80).
         steady = math.ceil(rate * self._live.latency_s * 1.5) + 2
         free = self.limiter.free_requests(self._live.estimate) or 0
-        return max(_MIN_WINDOW, min(_MAX_WINDOW, max(steady, active + free)))
+        return max(_MIN_WINDOW, min(_MAX_WINDOW, max(steady, self._on_wire + free)))
 
     async def run(self) -> RunSummary:
         started = time.monotonic()
@@ -299,7 +309,7 @@ class Runner:
         return summary
 
     async def _run_pool(self, done_before: int) -> None:
-        window = Window(self._window_target(0))
+        window = Window(self._window_target())
         items: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=256)
         bar = ProgressBar(self.info.num_rows, done_before, enabled=self._show_progress)
         loop = asyncio.get_running_loop()
@@ -336,38 +346,22 @@ class Runner:
             bar.close()
             if self.paged is not None:
                 self.paged.close()
-            if self._pages_pool is not None:
-                self._pages_pool.shutdown(wait=False, cancel_futures=True)
             close = getattr(self.credential, "close", None)
             if close is not None:
                 await close()
 
     def _paged_rows(self, session: aiohttp.ClientSession) -> PagedRows:
-        """Documents and OCR: rendering and local OCR on one thread per core (CPU-bound work)."""
-        self._pages_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="batch-pages")
         ocr = self.spec.ocr
-        azure_read = None
-        if ocr.vision_endpoint is not None and self._vision_key is not None:
-            azure_read = AzureRead(
-                session,
-                ocr.vision_endpoint,
-                self._vision_key,
-                api_version=ocr.read_api_version,
-                language=ocr.language,
-                per_second=ocr.read_tps,
-                policy=self.policy,
-                timeout_s=self.spec.endpoint.timeout_s,
-                rng=self._rng,
-            )
         classic = self.target.kind == "azure" and ocr.vision_endpoint is not None
-        return PagedRows(
+        return PagedRows.for_run(
             self.spec,
             self.model,
             self.builder,
-            self._pages_pool,
+            session,
             extensions_url=self.target.extensions_url(ocr.enhancements_api_version) if classic else None,
             vision_key=self._vision_key,
-            azure_read=azure_read,
+            policy=self.policy,
+            rng=self._rng,
         )
 
     async def _feed(self, items: asyncio.Queue[WorkItem | None], n_workers: int) -> None:
@@ -437,7 +431,7 @@ class Runner:
     async def _resize(self, window: Window) -> None:
         while True:
             await asyncio.sleep(1.0)
-            target = self._window_target(window.active)
+            target = self._window_target()
             if target != window.size:
                 await window.resize(target)
 
