@@ -251,7 +251,7 @@ class PagedRows:
             return Page(None, ImageRef(ref, (1024, 1024)), None, None)
         if ref.startswith("data:"):
             return Page(None, ImageRef(ref, data_url_size(ref)), _data_url_bytes(ref), None)
-        img = load_image(self.builder.resolve_path(ref))
+        img = load_image(self.builder.resolve_path(ref), verify=self.spec.input.verify_images)
         return Page(None, ImageRef(to_data_url(img), (img.width, img.height)), img.data, None, img.reencoded)
 
     def _with_local_ocr(self, page: Page, mode: OcrMode) -> Page:

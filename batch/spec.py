@@ -43,6 +43,7 @@ class InputSpec:
     allow_outside_paths: bool = False
     batch_rows: int = 1024
     columns: Columns = Columns()
+    verify_images: Literal["quick", "full"] = "quick"
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +212,7 @@ def build_spec(doc: Mapping[str, Any], source: Path) -> JobSpec:
         allow_outside_paths=inp.get("allow_outside_paths", False),
         batch_rows=inp.get("batch_rows", 1024),
         columns=Columns(**inp.get("columns", {})),
+        verify_images=inp.get("verify_images", "quick"),
     )
     pr = doc["prompt"]
     prompt = PromptSpec(

@@ -144,3 +144,54 @@ def test_bad_command_line_values(
     assert "0 must be at least 1" in capfd.readouterr().err
     assert main(["run", str(s.job(emulator.url)), "--endpoint", "localhost:80"]) == 2
     assert "--endpoint" in capfd.readouterr().err
+
+
+def _lossless_webp_damaged_inside() -> bytes:
+    """A lossless WebP whose RIFF framing is whole but whose VP8L bitstream has a zeroed hole."""
+    im = Image.new("RGB", (200, 160))
+    for x in range(0, 200, 7):
+        im.paste(((x * 37) % 256, (x * 91) % 256, (x * 13) % 256), (x, 0, x + 3, 160 - x // 2))
+    buf = io.BytesIO()
+    im.save(buf, "WEBP", lossless=True)
+    data = bytearray(buf.getvalue())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("verify", [None, "quick", "full"])
+def test_verify_images_option(
+    tmp_path: Path, emulator: EmbeddedEmulator, env: dict[str, str], verify: str | None
+) -> None:
+    """[input].verify_images: quick (the default) sends a file whose framing is whole without decoding
+    it, so damage inside its compressed data reaches the service; full decodes it first and refuses
+    it. A PNG chunk with a wrong CRC is refused either way."""
+    img = tmp_path / "img"
+    img.mkdir()
+    make_image(img / "good.png", (64, 48), 1)
+    (img / "damaged.webp").write_bytes(_lossless_webp_damaged_inside())
+    png = bytearray((img / "good.png").read_bytes())
+    png[png.index(b"IDAT") + 6] ^= 0x10
+    (img / "badcrc.png").write_bytes(bytes(png))
+    pq.write_table(
+        pa.table(
+            {"id": ["good", "damaged", "badcrc"], "image": ["img/good.png", "img/damaged.webp", "img/badcrc.png"]}
+        ),
+        tmp_path / "manifest.parquet",
+    )
+    s = Sample.__new__(Sample)
+    s.root, s.manifest = tmp_path, tmp_path / "manifest.parquet"
+    job = s.job(emulator.url)
+    if verify is not None:
+        job.write_text(job.read_text().replace("[input]\n", f'[input]\nverify_images = "{verify}"\n', 1))
+    assert main(["run", str(job), "--no-progress"]) == 0
+    rows = {r["id"]: r for r in pq.read_table(tmp_path / "out/results.parquet").to_pylist()}
+    assert rows["good"]["status"] == "ok"
+    assert (rows["badcrc"]["error_code"], rows["badcrc"]["attempts"]) == ("image_corrupt", 0)
+    assert "fails its CRC check" in rows["badcrc"]["error_message"]
+    damaged = rows["damaged"]
+    if verify == "full":
+        assert (damaged["error_code"], damaged["attempts"]) == ("image_corrupt", 0)
+        assert chat_count(emulator) == 1
+    else:
+        assert damaged["error_code"] != "image_corrupt" and damaged["attempts"] >= 1  # sent as it is
+        assert chat_count(emulator) == 2

@@ -6,12 +6,24 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
+import batch.images as images_module
 from batch.errors import ImageError
-from batch.images import EncodedImage, ImageInfo, load_image, probe_image, sniff_mime, to_data_url
+from batch.images import (
+    VERIFY_MODES,
+    EncodedImage,
+    ImageInfo,
+    VerifyMode,
+    data_url_bytes,
+    load_image,
+    probe_image,
+    sniff_mime,
+    to_data_url,
+)
 
 
 def _noise(width: int, height: int) -> Image.Image:
@@ -395,3 +407,170 @@ def test_sniff_mime(data: bytes, mime: str | None) -> None:
 def test_sniff_mime_agrees_with_pillow_output(tmp_path: Path) -> None:
     for fmt, mime in [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp")]:
         assert sniff_mime(_save(_noise(4, 4), tmp_path / f"x.{fmt.lower()}", fmt)) == mime
+
+
+# --- verify = "quick": the structure walk, and what only a full decode catches ---------------------
+
+
+def _pattern(width: int, height: int) -> Image.Image:
+    """A deterministic picture with edges and colour (Image.effect_noise differs from run to run)."""
+    im = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(im)
+    for k in range(0, width, 7):
+        draw.line([(k, 0), (width - k, height)], fill=((k * 37) % 256, (k * 91) % 256, (k * 13) % 256), width=3)
+    for k in range(0, height, 11):
+        draw.ellipse([k % width, k, k % width + 20, k + 15], outline=((k * 5) % 256, 200, (k * 3) % 256))
+    return im
+
+
+def _bytes(im: Image.Image, fmt: str, **params: Any) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def _sendable_variants() -> dict[str, tuple[bytes, str]]:
+    rgb = _pattern(120, 90)
+    return {
+        "png": (_bytes(rgb, "PNG"), "image/png"),
+        "png palette + tRNS": (_bytes(rgb.convert("P"), "PNG", transparency=0), "image/png"),
+        "png 16-bit grey": (_bytes(Image.new("I;16", (120, 90), 4000), "PNG"), "image/png"),
+        "png 1-bit": (_bytes(rgb.convert("1"), "PNG"), "image/png"),
+        "apng": (_bytes(rgb, "PNG", save_all=True, append_images=[rgb.rotate(90)]), "image/png"),
+        "jpeg": (_bytes(rgb, "JPEG"), "image/jpeg"),
+        "jpeg progressive": (_bytes(rgb, "JPEG", progressive=True), "image/jpeg"),
+        "jpeg grey": (_bytes(rgb.convert("L"), "JPEG"), "image/jpeg"),
+        "jpeg cmyk": (_bytes(rgb.convert("CMYK"), "JPEG"), "image/jpeg"),
+        "jpeg 4:2:0 restart markers": (_bytes(rgb, "JPEG", subsampling=2, restart_marker_rows=1), "image/jpeg"),
+        "mpo": (_bytes(rgb, "MPO", save_all=True, append_images=[rgb]), "image/jpeg"),
+        "webp lossy": (_bytes(rgb, "WEBP"), "image/webp"),
+        "webp lossless": (_bytes(rgb, "WEBP", lossless=True), "image/webp"),
+        "webp alpha (VP8X, ALPH)": (_bytes(rgb.convert("RGBA"), "WEBP"), "image/webp"),
+        "webp animated": (
+            _bytes(rgb, "WEBP", save_all=True, append_images=[rgb.rotate(90)], duration=100),
+            "image/webp",
+        ),
+        "webp with icc": (_bytes(rgb, "WEBP", icc_profile=b"\0" * 128), "image/webp"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_sendable_variants()))
+def test_quick_check_sends_whole_files_without_decoding_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    data, mime = _sendable_variants()[name]
+    path = tmp_path / "img"
+    path.write_bytes(data)
+    with Image.open(path) as im:
+        size = im.size
+
+    def no_pillow(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the quick check must not open the image with Pillow")
+
+    monkeypatch.setattr(images_module.Image, "open", no_pillow)
+    img = load_image(path)  # quick is the default
+    assert (img.data, img.mime, (img.width, img.height), img.reencoded) == (data, mime, size, None)
+
+
+@pytest.mark.parametrize("verify", ["quick", "full"])
+@pytest.mark.parametrize(("fmt", "suffix"), [("PNG", "png"), ("JPEG", "jpg"), ("WEBP", "webp")])
+def test_truncated_image_is_corrupt_in_both_modes(tmp_path: Path, verify: VerifyMode, fmt: str, suffix: str) -> None:
+    data = _bytes(_pattern(200, 150), fmt)
+    path = tmp_path / f"cut.{suffix}"
+    for cut in (len(data) // 3, len(data) // 2, len(data) * 9 // 10):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ImageError) as info:
+            load_image(path, verify=verify)
+        assert info.value.code == "image_corrupt"
+
+
+@pytest.mark.parametrize("verify", ["quick", "full"])
+def test_png_chunk_with_a_wrong_crc_is_corrupt(tmp_path: Path, verify: VerifyMode) -> None:
+    data = bytearray(_bytes(_pattern(60, 40), "PNG"))
+    start = data.index(b"IDAT") + 4
+    data[start + 10] ^= 0x01  # one bit of the compressed pixels
+    path = tmp_path / "flipped.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError) as info:
+        load_image(path, verify=verify)
+    assert info.value.code == "image_corrupt"
+    assert "PNG chunk 'IDAT' at byte" in str(info.value) and "fails its CRC check" in str(info.value)
+
+
+def test_unknown_verify_mode_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    path.write_bytes(_bytes(_pattern(4, 4), "PNG"))
+    with pytest.raises(ValueError, match="verify must be one of quick, full"):
+        load_image(path, verify="fast")  # type: ignore[arg-type]
+
+
+def _damaged_inside(fmt: str) -> bytes:
+    """A file whose framing is whole (sizes, markers, CRCs) but whose compressed data is damaged."""
+    im = _pattern(200, 160)
+    if fmt == "webp-lossless":
+        data = bytearray(_bytes(im, "WEBP", lossless=True))
+        data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    elif fmt == "webp-lossy":
+        data = bytearray(_bytes(im, "WEBP", quality=80))
+        k = len(data) // 2
+        data[k : k + 16] = b"\xff" * 16
+    else:  # png: the deflate stream damaged, then the chunk's CRC recomputed (as a faulty encoder would)
+        data = bytearray(_bytes(im, "PNG"))
+        start = data.index(b"IDAT") - 4
+        (length,) = struct.unpack_from(">I", data, start)
+        data[start + 8 + length // 2 : start + 8 + length // 2 + 8] = bytes(8)
+        struct.pack_into(">I", data, start + 8 + length, zlib.crc32(bytes(data[start + 4 : start + 8 + length])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fmt", ["webp-lossless", "webp-lossy", "png"])
+def test_what_only_a_full_decode_catches(tmp_path: Path, fmt: str) -> None:
+    """Documents the quick check's blind spot: damage inside the compressed data whose framing is
+    intact (a VP8/VP8L bitstream, or a deflate stream under matching CRCs). quick sends such a file
+    (the service's own decoder then decides); verify = "full" makes it image_corrupt here."""
+    path = tmp_path / "damaged.bin"
+    path.write_bytes(_damaged_inside(fmt))
+    assert load_image(path, verify="quick").reencoded is None
+    with pytest.raises(ImageError) as info:
+        load_image(path, verify="full")
+    assert info.value.code == "image_corrupt"
+
+
+def test_jpeg_damage_is_found_by_the_walk_when_a_header_breaks(tmp_path: Path) -> None:
+    data = bytearray(_bytes(_pattern(64, 48), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 10] = 0x55  # the first component's sampling factors: 5x5 is not allowed
+    path = tmp_path / "bad-sof.jpg"
+    path.write_bytes(bytes(data))
+    for verify in VERIFY_MODES:
+        with pytest.raises(ImageError) as info:
+            load_image(path, verify=verify)
+        assert info.value.code == "image_corrupt"
+
+
+def test_full_mode_decodes_and_still_sends_the_original_bytes(tmp_path: Path) -> None:
+    for fmt in ("PNG", "JPEG", "WEBP"):
+        path = tmp_path / f"a.{fmt.lower()}"
+        data = _bytes(_pattern(50, 40), fmt)
+        path.write_bytes(data)
+        img = load_image(path, verify="full")
+        assert (img.data, img.width, img.height, img.reencoded) == (data, 50, 40, None)
+
+
+def test_data_url_bytes_is_the_data_url_in_ascii() -> None:
+    img = EncodedImage(b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "image/png", 1, 1, None)
+    assert data_url_bytes(img) == to_data_url(img).encode("ascii")
+
+
+@pytest.mark.parametrize("verify", ["quick", "full"])
+def test_jpeg_without_its_end_marker_is_truncated(tmp_path: Path, verify: VerifyMode) -> None:
+    data = _bytes(_pattern(80, 60), "JPEG")
+    assert data.endswith(b"\xff\xd9")
+    path = tmp_path / "no-eoi.jpg"
+    path.write_bytes(data[:-2])
+    with pytest.raises(ImageError) as info:
+        load_image(path, verify=verify)
+    assert info.value.code == "image_corrupt"
+    assert "truncated" in str(info.value)
+    path.write_bytes(data + b"trailing bytes after EOI are ignored, as decoders do")
+    assert load_image(path, verify=verify).reencoded is None
