@@ -3,6 +3,8 @@
 The body follows the documented shape exactly: an optional system message, then one user message
 whose content is ``[{"type": "text"}, {"type": "image_url", "image_url": {"url", "detail"}}]``.
 Local files go as ``data:<mime>;base64,...``; http(s) and data URLs pass through untouched.
+An inline image (megabytes of base64) is never run through the JSON encoder: the body is encoded
+with a placeholder and the ASCII data URL spliced in: joined, never scanned for escapes or re-encoded.
 ``max_completion_tokens`` replaces ``max_tokens`` for o-series and gpt-5 models.
 Everything that can be wrong with a single row raises RowError here, before any request is sent.
 """
@@ -13,15 +15,18 @@ import base64
 import binascii
 import io
 import json
+import os
 import re
+import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageError, RowError
-from .images import load_image, to_data_url
+from .images import data_url_bytes, load_image
 from .models import ModelInfo
 from .records import DETAILS, Estimate, WorkItem
 from .spec import JobSpec
@@ -31,6 +36,9 @@ from .vision_tokens import image_tokens
 # An http(s) image whose size we do not fetch is estimated as a 1024x1024 picture.
 _UNKNOWN_SIZE = (1024, 1024)
 _DATA_URL = re.compile(r"^data:([\w/+.-]+);base64,", re.ASCII)
+# Stands in for an inline image while the body is JSON-encoded (random: no prompt can contain it).
+_SLOT = f"\x00image-{secrets.token_hex(8)}\x00"
+_SLOT_JSON = json.dumps(_SLOT).encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +60,12 @@ class RowPlan:
 
 @dataclass(frozen=True, slots=True)
 class ImageRef:
-    """One image as the request carries it: the URL (inline data URL or http(s)) and its size."""
+    """One image as the request carries it: the URL (inline data URL or http(s)) and its size.
 
-    url: str
+    A ``bytes`` URL is an inline ``data:`` URL in ASCII (:func:`batch.images.data_url_bytes`),
+    spliced into the body as it is."""
+
+    url: str | bytes
     size: tuple[int, int]
 
 
@@ -66,6 +77,8 @@ class RequestBuilder:
         self._model = model
         self._model_in_body = model_in_body
         self._base = spec.input.base_dir.resolve()
+        # Rows share a few folders: each folder's real path is looked up once per run, not once a row.
+        self._real_dir = lru_cache(maxsize=4096)(os.path.realpath)
         # Load the tokenizer now, before worker threads call build(): the first load sets up
         # its offline cache, and a bad install should fail the job here, not every row.
         get_encoding(model.tokenizer)
@@ -106,7 +119,14 @@ class RequestBuilder:
             )
         user_text = f"{plan.user_text}\n\n{extra_text}" if extra_text else plan.user_text
         content: list[dict[str, Any]] = [{"type": "text", "text": user_text}]
-        content += [{"type": "image_url", "image_url": {"url": im.url, "detail": plan.detail}} for im in images]
+        inline = [im.url for im in images if isinstance(im.url, bytes)]
+        content += [
+            {
+                "type": "image_url",
+                "image_url": {"url": _SLOT if isinstance(im.url, bytes) else im.url, "detail": plan.detail},
+            }
+            for im in images
+        ]
         messages: list[dict[str, Any]] = []
         if spec.prompt.system:
             messages.append({"role": "system", "content": spec.prompt.system})
@@ -126,9 +146,11 @@ class RequestBuilder:
         pictures = sum(image_tokens(self._model, im.size[0], im.size[1], plan.detail) for im in images)
         est = Estimate(text, pictures, plan.max_tokens)
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if inline:
+            raw = _splice(raw, inline)
         return PreparedRequest(raw, est, plan.detail, note)
 
-    def _image_url(self, item: WorkItem) -> tuple[str, tuple[int, int], str | None]:
+    def _image_url(self, item: WorkItem) -> tuple[str | bytes, tuple[int, int], str | None]:
         ref = (item.image or "").strip()
         if not ref:
             raise ImageError("the row has no image", code="image_missing")
@@ -137,12 +159,12 @@ class RequestBuilder:
         if ref.startswith("data:"):
             return ref, data_url_size(ref), None
         path = self.resolve_path(ref)
-        img = load_image(path)
-        return to_data_url(img), (img.width, img.height), img.reencoded
+        img = load_image(path, verify=self._spec.input.verify_images)
+        return data_url_bytes(img), (img.width, img.height), img.reencoded
 
     def resolve_path(self, ref: str) -> Path:
         p = Path(ref).expanduser()
-        full = (p if p.is_absolute() else self._base / p).resolve()
+        full = self._resolve(p if p.is_absolute() else self._base / p)
         if not self._spec.input.allow_outside_paths and not full.is_relative_to(self._base):
             raise ImageError(
                 f"image path {ref!r} is outside the manifest folder {self._base}; "
@@ -150,6 +172,27 @@ class RequestBuilder:
                 code="path_outside_base",
             )
         return full
+
+    def _resolve(self, path: Path) -> Path:
+        """``path.resolve()``, with the folder's real path cached: only the file itself is looked at."""
+        name = path.name
+        if name in ("", ".", ".."):
+            return path.resolve()
+        candidate = os.path.join(self._real_dir(os.fspath(path.parent)), name)
+        if os.path.islink(candidate):
+            return Path(os.path.realpath(candidate))
+        return Path(candidate)
+
+
+def _splice(raw: bytes, inline: list[bytes]) -> bytes:
+    """Put each inline data URL (ASCII, nothing to escape) where its placeholder is in ``raw``."""
+    pieces = raw.split(_SLOT_JSON)
+    if len(pieces) != len(inline) + 1:  # cannot happen: the placeholder is random
+        raise AssertionError("request body placeholder mismatch")
+    out = [pieces[0]]
+    for url, piece in zip(inline, pieces[1:], strict=True):
+        out += (b'"', url, b'"', piece)
+    return b"".join(out)
 
 
 def data_url_size(url: str) -> tuple[int, int]:
