@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,7 +12,7 @@ import pytest
 
 from batch.errors import LedgerError, ManifestError
 from batch.manifest import Manifest
-from batch.records import Outcome
+from batch.records import Outcome, PartAnswer
 from batch.results import BUCKET_ROWS, RESULT_COLUMNS, ResultStore, parts_dir_for
 
 
@@ -132,3 +134,39 @@ def test_journal_makes_every_finished_row_durable_at_once(tmp_path: Path) -> Non
     again.assemble(m)
     t = pq.read_table(out)
     assert t.column("answer").to_pylist() == [f"answer {i}" for i in range(20)]
+
+
+def test_journal_and_parts_keep_every_field(tmp_path: Path) -> None:
+    """A row recorded through the journal (a kill before the flush) comes back field for field,
+    page answers and page numbers included, and lands in the result file the same way."""
+    m = manifest(tmp_path, 2)
+    out = tmp_path / "r.parquet"
+    full = Outcome(
+        0, "ok", answer="a", finish_reason="stop", prompt_tokens=5, completion_tokens=2, total_tokens=7,
+        attempts=2, latency_ms=1.5, request_id="q", model="gpt-4o", detail_used="low", estimated_image_tokens=85,
+        estimated_prompt_tokens=90, image_note="n", pages_processed=(1, 2),
+        page_answers=(PartAnswer((1,), "ok", answer="p1"), PartAnswer((2,), "error", error_code="x")),
+        ocr_text="t", grounding="g", completed_at=1_700_000_000.25,
+    )  # fmt: skip
+    store = ResultStore(out, m.check(), flush_rows=1000, flush_seconds=1000)
+    store.open()
+    store.add(full)
+    assert store._journal is not None
+    store._journal.close()  # killed before the flush
+    journal = next(parts_dir_for(out).glob("journal-*.jsonl"))
+    assert json.loads(journal.read_text()) == json.loads(json.dumps(asdict(full)))
+    again = ResultStore(out, m.check())
+    assert again.open() == 1
+    again.write_parts([ok(1)])
+    again.assemble(m)
+    row = pq.read_table(out).to_pylist()[0]
+    expected = asdict(full)
+    for name in RESULT_COLUMNS:
+        if name == "completed_at":
+            assert row[name].timestamp() == 1_700_000_000.25
+        elif name == "pages_processed":
+            assert row[name] == [1, 2]
+        elif name == "page_answers":
+            assert row[name] == [{**a, "pages": list(a["pages"])} for a in expected["page_answers"]]
+        else:
+            assert row[name] == expected[name], name
