@@ -30,6 +30,19 @@ def free_port() -> int:
 @contextmanager
 def emulator_process(*args: str) -> Iterator[str]:
     """Run `batch emulator` in a separate process (so its CPU is not the client's); yield its URL."""
+    with emulator_with_pid(*args) as (url, _pid):
+        yield url
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def emulator_with_pid(*args: str) -> Iterator[tuple[str, int]]:
+    """:func:`emulator_process`, also yielding the emulator's pid (for :func:`process_cpu_s`)."""
     port = free_port()
     env = {**os.environ, "EMULATOR_API_KEYS": BENCH_KEY}
     proc = subprocess.Popen(
@@ -48,10 +61,14 @@ def emulator_process(*args: str) -> Iterator[str]:
                 if proc.poll() is not None:
                     raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "emulator died") from None
                 time.sleep(0.05)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a busy machine, a long log to drop: do not lose the figures
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def stats(url: str) -> dict[str, Any]:
