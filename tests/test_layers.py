@@ -33,7 +33,9 @@ ALLOWED = {
     "documents": {"errors", "images", "page_ranges"},
     "page_ranges": {"errors"},
     "ocr_text": set(),
-    "ocr": {"errors", "ocr_text"},
+    "ocr_glyphs": set(),
+    "ocr_digits": {"ocr_glyphs"},
+    "ocr": {"errors", "ocr_digits", "ocr_glyphs", "ocr_text"},
     "inflight": set(),
     "ocr_service": {"client", "errors", "ocr", "ratelimit_calls", "retry", "spec"},
     "paged": {

@@ -13,6 +13,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from batch.errors import RowError
 from batch.ocr import LocalOcr, OcrEngineUnavailable, estimate_skew, find_tessdata, prepare_page, to_gray
+from batch.ocr_digits import verify_digits
+from batch.ocr_glyphs import Box, restore_minus_signs
 from batch.ocr_text import clean_numbers, decimal_convention, format_ocr_hint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +72,29 @@ CLEAN_CASES = [
     ("Saldo 1.666.028 89 und 1,00", "Saldo 1.666.028,89 und 1,00"),
     # no well-formed amount at all: separators stay as read
     ("-4,160.451.77", "-4,160.451.77"),
+    # "$" for a 5 inside a number or before a separator; a currency sign stays
+    ("$,502,234.12 1.00", "5,502,234.12 1.00"),
+    ("7,405,$74.15 1.00", "7,405,574.15 1.00"),
+    ("account $130-940672-99", "account 5130-940672-99"),
+    ("Fee $12.50 and $3,450.00", "Fee $12.50 and $3,450.00"),
+    # a minus read as two marks, or as an opening quote; a quoted amount stays
+    ("-~2,427,346.84 ~+4,447,081.82 -+5.61", "-2,427,346.84 -4,447,081.82 -5.61"),
+    ("\u201c24.12 1.00", "-24.12 1.00"),
+    ('"12.50" 1.00', '"12.50" 1.00'),
+    # a lost thousands separator; ungrouped amounts stay ungrouped
+    ("1544,424.08 7,436473.17 1.00", "1,544,424.08 7,436,473.17 1.00"),
+    ("1.544.424,08 und 1,00", "1.544.424,08 und 1,00"),
+    ("1544.424,08 und 1,00", "1.544.424,08 und 1,00"),
+    ("4125.79 1.00", "4125.79 1.00"),
+    # separators spaced on both sides (monospaced print), or normalised only after joining
+    ("840 , 468.36 1.00", "840,468.36 1.00"),
+    ("1.00 2.00 133,00 17,263 882,54", "1.00 2.00 133.00 17,263,882.54"),
+    # an account number with a point for a hyphen, or a hyphen lost: cut like the page's others
+    ("4093-386059.07 3387.439270-52 1.00", "4093-386059-07 3387-439270-52 1.00"),
+    ("1234-567890-12 5678-123456-34 5914172702-89", "1234-567890-12 5678-123456-34 5914-172702-89"),
+    ("2026-10-01 2026-10-02 2026-1009", "2026-10-01 2026-10-02 2026-10-09"),
+    ("2026-10-01 2026-10-02 ref 2024-1234", "2026-10-01 2026-10-02 ref 2024-1234"),
+    ("1234-567890-12 once 5914172702-89", "1234-567890-12 once 5914172702-89"),
 ]
 
 
@@ -150,6 +175,115 @@ def test_missing_language_data_is_a_clear_error(tmp_path: Path) -> None:
         find_tessdata(["xyz"], tmp_path)
     with pytest.raises(OcrEngineUnavailable, match="TESSDATA_PREFIX"):
         LocalOcr(lang="xyz", tessdata=tmp_path)
+
+
+# --- glyph-level repairs (synthetic pages: characters and boxes known exactly) ---------------------
+
+
+def _glyph_page(lines: list[str], px: int = 28) -> tuple[np.ndarray, list[str], list[Box | None]]:
+    """Render ``lines`` and return the pixels with one character per entry and its ink box, as
+    :func:`batch.ocr._glyphs` gives them (spaces and newlines without a box)."""
+    font = ImageFont.truetype(FONT, px)
+    im = Image.new("L", (px * 30, (len(lines) + 1) * px * 2), 235)
+    d = ImageDraw.Draw(im)
+    chars: list[str] = []
+    boxes: list[Box | None] = []
+    for n, line in enumerate(lines):
+        if n:
+            chars.append("\n")
+            boxes.append(None)
+        x0, y0 = px, px + n * px * 2
+        d.text((x0, y0), line, font=font, fill=30)
+        for i, ch in enumerate(line):
+            chars.append(ch)
+            if ch == " ":
+                boxes.append(None)
+                continue
+            left = x0 + round(font.getlength(line[:i]))
+            x1, top, x2, bottom = font.getbbox(ch)
+            boxes.append((left + x1, y0 + top, left + x2, y0 + bottom))
+    return np.asarray(im), chars, boxes
+
+
+STATEMENT = [
+    "2026-03-01 0482-331907-62 -1,234.56 7,891,230.45",
+    "2026-03-02 1600-598392-43 2,345.67 -8,912,345.60",
+    "2026-03-05 5992-435843-67 -3,456.78 9,123,456.70",
+    "2026-03-09 0905-502084-10 4,567.89 -1,234,567.80",
+    "2026-03-14 1578-807683-99 -5,678.90 2,345,678.90",
+    "2026-03-27 8022-266376-58 6,789.01 -3,456,789.01",
+]
+
+
+def test_lost_minus_signs_are_put_back() -> None:
+    pixels, chars, boxes = _glyph_page(STATEMENT)
+    text = "".join(chars)
+    lost = text.replace(" -1,234.56", " 1,234.56").replace(" -8,912,345.60", " 8,912,345.60")
+    lost_chars = list(lost)
+    lost_boxes = [boxes[j] for j in _index_map(text, lost)]
+    repaired = "".join(restore_minus_signs(pixels, lost_chars, lost_boxes, [95.0] * len(lost_chars)))
+    assert repaired == text
+
+
+def _index_map(full: str, lost: str) -> list[int]:
+    """For each character of ``lost`` (``full`` without some minus signs) its index in ``full``."""
+    out, j = [], 0
+    for ch in lost:
+        while full[j] != ch:
+            j += 1
+        out.append(j)
+        j += 1
+    return out
+
+
+def test_minus_signs_are_not_invented() -> None:
+    pixels, chars, boxes = _glyph_page(STATEMENT)
+    assert restore_minus_signs(pixels, chars, boxes, [95.0] * len(chars)) == chars
+    # a positive amount stays positive, even where a minus was read in the image of another one
+    positive = [line.replace("-", "") if i % 2 else line for i, line in enumerate(STATEMENT)]
+    pixels, chars, boxes = _glyph_page(positive)
+    assert restore_minus_signs(pixels, chars, boxes, [95.0] * len(chars)) == chars
+
+
+def test_a_minus_read_as_a_plus_is_corrected() -> None:
+    pixels, chars, boxes = _glyph_page(STATEMENT)
+    text = "".join(chars)
+    i = text.index("-5,678.90")
+    misread = chars[:i] + ["+"] + chars[i + 1 :]
+    assert "".join(restore_minus_signs(pixels, misread, boxes, [95.0] * len(chars))) == text
+
+
+def test_too_few_hyphens_to_learn_from_change_nothing() -> None:
+    pixels, chars, boxes = _glyph_page(["Total 1,234.56 and 7,891.23", "Closing 45,678.90"])
+    assert restore_minus_signs(pixels, chars, boxes, [95.0] * len(chars)) == chars
+
+
+def test_digits_that_look_like_another_digit_of_the_page_are_corrected() -> None:
+    lines = [f"{a:04d}-{b:06d}-{c:02d} {d:,}.{e:02d}" for a, b, c, d, e in _numbers(14)]
+    pixels, chars, boxes = _glyph_page(lines, px=24)
+    assert verify_digits(pixels, chars, boxes) == chars  # read right: nothing changes
+    text = "".join(chars)
+    wrong = list(chars)
+    for digit, instead in (("9", "0"), ("0", "6"), ("1", "2")):  # Tesseract's confusions
+        i = text.index(digit, len(text) // 3)
+        wrong[i] = instead
+    assert verify_digits(pixels, wrong, boxes) == chars
+
+
+def _numbers(n: int) -> list[tuple[int, int, int, int, int]]:
+    import random
+
+    rng = random.Random(7)
+    return [
+        (
+            rng.randint(0, 9999),
+            rng.randint(0, 999999),
+            rng.randint(0, 99),
+            rng.randint(1000, 9999999),
+            rng.randint(0, 99),
+        )
+        for _ in range(n)
+    ]
 
 
 # --- real Tesseract ------------------------------------------------------------------------------
