@@ -53,6 +53,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import RowError
+from .ratelimit_burst import BurstLog
 from .ratelimit_headers import header_int
 
 Clock = Callable[[], float]
@@ -124,6 +125,7 @@ class RateLimiter:
         self._tokens: deque[Permit] = deque()
         self._token_sum = 0  # sum of unrefunded estimates in _tokens
         self._requests: deque[Permit] = deque()
+        self._burst = BurstLog(_BURST_SPAN) if burst_factor is not None else None
         self._refunds: deque[tuple[float, float, int]] = deque()  # (refunded at, sent at, estimate)
         self._hold_until = -1e18  # when the last opening entry's hold ends
         self._cum = 0  # our estimates admitted so far
@@ -188,6 +190,8 @@ class RateLimiter:
         permit.cum = self._cum
         self._tokens.append(permit)
         self._requests.append(permit)
+        if self._burst is not None:
+            self._burst.add(permit)
         if self.tpm is None and self.request_capacity is None and not self._calibrated:
             self._probe = permit
         self.admitted += 1
@@ -231,8 +235,9 @@ class RateLimiter:
         if self.tpm is not None:
             budget = self.tpm * (self._utilisation if self._calibrated else _OPENING_SHARE)
             need = min(self.scale * estimate, budget)
-            if self._burst_factor is not None:
-                wait = max(wait, self._burst_wait(now, need, self._burst_factor))
+            if self._burst is not None and self._burst_factor is not None:
+                cap = max(need, self._burst_factor * self.tpm * _BURST_SPAN / self.token_window)
+                wait = max(wait, self._burst.wait(now, need, cap, self.scale))
             used = self.scale * self._token_sum + self._offset_now(now)
             if used + need > budget:
                 free_at = -1e18  # entries free in log order, except the opening ones held longer
@@ -248,19 +253,6 @@ class RateLimiter:
                     wait = max(wait, min(1.0, self.token_window / 10))
         return wait
 
-    def _burst_wait(self, now: float, need: float, factor: float) -> float:
-        assert self.tpm is not None
-        cap = max(need, factor * self.tpm * _BURST_SPAN / self.token_window)
-        recent = 0.0
-        for p in reversed(self._tokens):
-            if p.sent_at <= now - _BURST_SPAN:
-                break
-            if not p.refunded:
-                recent += self.scale * p.estimate
-                if recent + need > cap:
-                    return p.sent_at + _BURST_SPAN - now
-        return 0.0
-
     def _offset_now(self, now: float) -> float:
         left = 1.0 - (now - self._offset_at) / self.token_window
         return self._offset * left if left > 0 else 0.0
@@ -272,6 +264,8 @@ class RateLimiter:
         permit.refunded = True
         if not permit.expired:
             self._token_sum -= permit.estimate
+        if self._burst is not None:
+            self._burst.refund(permit)
         try:
             self._requests.remove(permit)
         except ValueError:
