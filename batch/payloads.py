@@ -48,6 +48,11 @@ class PreparedRequest:
     detail: str
     image_note: str | None
 
+    @property
+    def size_estimate(self) -> int:
+        """The request as a character-based admission estimator sees it: body bytes / 4 + max output."""
+        return len(self.body) // 4 + self.estimate.max_output_tokens
+
 
 @dataclass(frozen=True, slots=True)
 class RowPlan:

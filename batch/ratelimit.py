@@ -2,44 +2,32 @@
 
 Azure charges each request an *estimated maximum* at admission (prompt + max output tokens) against a
 per-minute token budget, and counts requests over 10-second windows (RPM/6 per window). We keep the
-same books on our side: a sliding log of what we sent in the last 60 s (tokens) and 10 s (requests),
-and admit a request only when both logs have room. A sliding log never exceeds a fixed-window server
-either, so one model serves both.
+same books: a sliding log of what we sent in the last 60 s (tokens) and 10 s (requests), and admit a
+request only when both have room. A sliding log never exceeds a fixed-window server either.
 
-How the server counts images and ``max_completion_tokens`` is undocumented, so our per-request
-estimate is only a starting point. Every response's ``x-ratelimit-remaining-tokens`` tells us what
-the server had used in its window when it admitted that request; comparing it with what our log
-held over the same 60 s at the moment we sent it (less requests refunded since) gives the ratio
-``scale`` = server charge / our estimate, which we then apply to everything in our log.
-``x-ratelimit-limit-*`` headers, when present, replace the configured limits. With no limit
-configured, the first request goes alone (a probe) and the limits are read from its reply: the
-limit headers, else remaining + what the probe used.
+How the server counts images is undocumented, so our estimate is only a starting point. Each reply's
+``x-ratelimit-remaining-tokens`` says what the server had used when it admitted that request;
+against what our log held over the same 60 s then (less later refunds) it gives ``scale`` = server
+charge / our estimate, applied to the whole log. Which measure the charge follows, our token
+estimate or the request's size, is learned too (:mod:`batch.ratelimit_charge`). Limit headers
+replace the configured limits; with none configured, the first request goes alone (a probe).
 
-An average ratio cannot see per-request noise, so each reading also *anchors* our books: the gap
-between what the server said it had used when that request arrived and what our scaled log said
-at that moment is carried as an offset (decaying over one window) on top of our log; a negative
-gap counts only beyond what a request or two still on the way to the server would explain. Until
-the first reply arrives, the opening burst is held to 90 % of the limit.
+Each reading also *anchors* our books: the gap between the server's count and our scaled log at
+that moment is carried as an offset (decaying over one window); a negative gap counts only beyond
+what a request or two still on the way would explain. Until the first reply, the opening burst is
+held to 90 % of the limit. A server whose window resets each minute shows itself when its count
+falls by far more than what left our log; readings are then compared with what we sent since the
+reset, and pacing stays the sliding log.
 
-A server whose token window resets each minute (fixed windows) shows itself when its count falls
-by far more than anything that left our log meanwhile; from then on a reading is compared with
-what we sent since that reset (the server's own count says where the reset fell among our sends),
-and readings we cannot place in one of its windows are skipped. Pacing stays the sliding log.
-
-A request is admitted by the server a little after we send it, and the opening burst (new
-connections, a cold server) arrives later than the rest; a sliding window then replays that spread
-every minute, and our log would free room before the server does. So bursts are smoothed (at most
-5x the steady token rate in any second); entries sent before the first reply, or in the second
-after it (connections are still being opened then, more so after a probe), stay in our log one
-second longer; and every entry stays ``skew`` seconds longer than the window (one margin for the
-token window, one for the request window). A 429 that asks for a short wait (≤ 1 s) is such a
-timing miss, and its window's margin grows by that wait, unless the server still had the room we
-counted on and the request simply cost more than estimated. A longer wait means our books were
-wrong: ``scale`` is nudged up when no remaining-tokens readings correct it, and a request capacity
-that no header confirmed is cut by 5 %.
-
-A 429 sets one shared cool-down for every caller (no retry storm) and refunds the rejected
-request's charge (the server did not count it); the corrections above happen once per cool-down.
+The server admits a request a little after we send it, and the opening burst arrives later still;
+a sliding window replays that spread every minute. So bursts are smoothed (at most 5x the steady
+rate in any second, :mod:`batch.ratelimit_burst`); entries sent before the first reply or in the
+second after it stay in our log one second longer; and every entry stays ``skew`` seconds longer
+than the window (one margin per window). A 429 asking for a short wait (≤ 1 s) is a timing miss:
+its window's margin grows by that wait, unless the server still had the room we counted on. A
+longer wait means our books were wrong: ``scale`` is nudged up when no readings correct it, and a
+request capacity no header confirmed is cut by 5 %. A 429 sets one shared cool-down for every caller
+and refunds the request's charge; corrections happen once per cool-down.
 
 The clock and the sleep are parameters, so tests move time instead of waiting.
 """
@@ -51,9 +39,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import takewhile
 
 from .errors import RowError
 from .ratelimit_burst import BurstLog
+from .ratelimit_charge import ChargeUnits
 from .ratelimit_headers import header_int
 
 Clock = Callable[[], float]
@@ -82,6 +72,10 @@ class Permit:
     cum: int = 0  # our estimates admitted so far, this one included (refunds not deducted)
     refunded: bool = field(default=False)
     expired: bool = field(default=False)
+    tokens: int = 0  # the request's two measures (see ratelimit_charge), and theirs over the window
+    chars: int = 0
+    window_tokens: int = 0
+    window_chars: int = 0
 
 
 class RateLimiter:
@@ -126,6 +120,7 @@ class RateLimiter:
         self._token_sum = 0  # sum of unrefunded estimates in _tokens
         self._requests: deque[Permit] = deque()
         self._burst = BurstLog(_BURST_SPAN) if burst_factor is not None else None
+        self._charge = ChargeUnits(token_window)
         self._refunds: deque[tuple[float, float, int]] = deque()  # (refunded at, sent at, estimate)
         self._hold_until = -1e18  # when the last opening entry's hold ends
         self._cum = 0  # our estimates admitted so far
@@ -152,11 +147,15 @@ class RateLimiter:
 
     # ---- admission ---------------------------------------------------------------------------
 
-    async def acquire(self, estimate: int) -> Permit:
+    async def acquire(self, estimate: int, chars: int | None = None) -> Permit:
         """Wait until a request of ``estimate`` tokens (our units) fits, then record it.
 
-        Callers are served in arrival order. Raises RowError if the request could never fit.
+        ``chars``: the request's size as a character-based estimator sees it (body bytes / 4 + max
+        output); booked instead of ``estimate`` once the server's count shows it follows size
+        (:mod:`batch.ratelimit_charge`). Callers are served in arrival order. Raises RowError if the
+        request could never fit.
         """
+        chars = estimate if chars is None else chars
         if self.tpm is not None and estimate > self.tpm:
             raise RowError(
                 f"request needs an estimated {estimate} tokens, more than the deployment's whole "
@@ -166,12 +165,16 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = self._clock()
-                wait = self._wait_time(now, estimate)
+                booked = self._charge.booked(estimate, chars)
+                wait = self._wait_time(now, booked)
                 if wait <= 0:
                     break
                 # Short naps: a reply arriving meanwhile may change the limits or refund a charge.
                 await self._sleep(min(wait, _MAX_NAP))
-            return self._admit(now, estimate)
+            permit = self._admit(now, booked)
+            permit.tokens, permit.chars = estimate, chars
+            self._charge.add(permit, now)
+            return permit
 
     def _admit(self, now: float, estimate: int) -> Permit:
         self._token_sum += estimate
@@ -200,12 +203,7 @@ class RateLimiter:
     @staticmethod
     def _front(log: deque[Permit], horizon: float) -> list[Permit]:
         """The oldest entries of ``log`` sent at or before ``horizon`` (the margin beyond a window)."""
-        out = []
-        for p in log:
-            if p.sent_at > horizon:
-                break
-            out.append(p)
-        return out
+        return list(takewhile(lambda p: p.sent_at <= horizon, log))
 
     def _expire(self, now: float) -> None:
         horizon = now - self.token_window - self._skew
@@ -271,6 +269,7 @@ class RateLimiter:
         except ValueError:
             pass
         now = self._clock()
+        self._charge.refund(permit, now)
         self._refunds.append((now, permit.sent_at, permit.estimate))
         while self._refunds and self._refunds[0][0] < now - 3 * self.token_window:
             self._refunds.popleft()
@@ -344,6 +343,8 @@ class RateLimiter:
         ours = self._ours_at(permit)
         if ours is None:
             return
+        if self._reset_at is None and self._charge.reading(permit, server_used, self.scale):
+            self._offset = 0.0  # the books now follow the other measure: re-anchor from the next reading
         # Only readings taken with a well-filled window say much about the ratio.
         if server_used > 0 and ours >= max(3 * permit.estimate, 0.05 * self.tpm / max(self.scale, _MIN_SCALE)):
             ratio = min(max(server_used / ours, _MIN_SCALE), _MAX_SCALE)
@@ -425,6 +426,7 @@ class RateLimiter:
     def free_requests(self, mean_estimate: float) -> int | None:
         """How many more requests of ``mean_estimate`` tokens the windows admit right now (None: no limit)."""
         self._expire(self._clock())
+        mean_estimate = self._mean_booked(mean_estimate)
         room: list[float] = []
         if self.request_capacity is not None:
             room.append(max(1, int(self.request_capacity)) - len(self._requests))
@@ -435,9 +437,14 @@ class RateLimiter:
 
     def max_request_rate(self, mean_estimate: float) -> float | None:
         """Requests per second the limits allow for requests of ``mean_estimate`` tokens (None: unlimited)."""
+        mean_estimate = self._mean_booked(mean_estimate)
         rates = []
         if self.request_capacity is not None:
             rates.append(self.request_capacity / self.request_window)
         if self.tpm is not None and mean_estimate > 0:
             rates.append(self.tpm / (self.scale * mean_estimate) / self.token_window)
         return min(rates) if rates else None
+
+    def _mean_booked(self, mean_estimate: float) -> float:
+        # Books that follow request size: the caller's mean token estimate says nothing of it.
+        return self._mean_estimate if self._charge.by_chars else mean_estimate

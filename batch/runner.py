@@ -159,7 +159,7 @@ class Runner:
         last: ApiError | None = None
         while not self._stop.is_set():
             try:
-                permit = await self.limiter.acquire(req.estimate.admission)
+                permit = await self.limiter.acquire(req.estimate.admission, req.size_estimate)
             except RowError as exc:
                 return self._outcome(item, req, "error", attempts, started, code=exc.code, message=str(exc))
             attempts += 1
