@@ -224,9 +224,9 @@ async def _run_ours(sc: Scenario, url: str, tmp: Path, manifest: Path, seconds: 
     target = runner._window_target
     t0 = time.monotonic()
 
-    def recorded(active: int) -> int:
-        size = target(active)
-        sizes.append((round(time.monotonic() - t0, 1), active, size, round(runner._live.latency_s, 2)))
+    def recorded() -> int:
+        size = target()
+        sizes.append((round(time.monotonic() - t0, 1), runner._on_wire, size, round(runner._live.latency_s, 2)))
         return size
 
     runner._window_target = recorded  # type: ignore[method-assign]
@@ -249,6 +249,7 @@ async def _run_ours(sc: Scenario, url: str, tmp: Path, manifest: Path, seconds: 
         "learned_tpm": lim.tpm,
         "learned_rpm": None if lim.request_capacity is None else round(lim.request_capacity * 60 / lim.request_window),
         "scale": round(lim.scale, 3),
+        "charge_measure": "chars" if lim._charge.by_chars else "tokens",
         "skew": round(lim.skew, 3),
         "request_skew": round(lim.request_skew, 3),
         "window_median": statistics.median(s[2] for s in steady) if steady else None,
