@@ -14,6 +14,7 @@ for each engine.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 from collections.abc import Mapping
@@ -165,14 +166,15 @@ class AzureRead:
     def __repr__(self) -> str:
         return f"AzureRead(endpoint={self.endpoint!r}, key=<redacted>)"
 
-    async def read(self, data: bytes) -> str:
+    async def read(self, image: bytes | str) -> str:
+        """The text of ``image``: its bytes, or an http(s) URL the service downloads itself."""
         attempts = throttled = 0
         while True:
             await self._pacer.acquire()
             attempts += 1
             self.calls += 1
             try:
-                return await self._once(data)
+                return await self._once(image)
             except RateLimitedError as exc:
                 throttled += 1
                 self.throttled += 1
@@ -192,10 +194,14 @@ class AzureRead:
             except PermanentApiError as exc:
                 raise RowError(f"azure-read refused the page: {exc}", code="ocr_failed") from None
 
-    async def _once(self, data: bytes) -> str:
-        headers = {"Content-Type": "application/octet-stream", "Ocp-Apim-Subscription-Key": self._key}
+    async def _once(self, image: bytes | str) -> str:
+        if isinstance(image, str):  # {"url": ...}: the image is never downloaded here
+            body, content_type = json.dumps({"url": image}).encode(), "application/json"
+        else:
+            body, content_type = image, "application/octet-stream"
+        headers = {"Content-Type": content_type, "Ocp-Apim-Subscription-Key": self._key}
         where = f"Azure AI Vision read at {self.endpoint}"
-        doc, _headers = await post_json(self._session, self.url, data, headers, timeout=self._timeout, where=where)
+        doc, _headers = await post_json(self._session, self.url, body, headers, timeout=self._timeout, where=where)
         return read_result_text(doc)
 
 

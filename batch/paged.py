@@ -45,7 +45,6 @@ from .spec import OCR_MODES, JobSpec, OcrMode
 
 __all__ = ["Page", "PagedRows", "PartResult", "merge_parts"]
 
-_NOT_DOWNLOADED = "{} needs the image's bytes, and http(s) images are never downloaded: use a local file"
 Send = Callable[[PreparedRequest, str | None], Awaitable[Outcome | None]]
 
 
@@ -269,11 +268,9 @@ class PagedRows:
 
     async def _read_azure(self, page: Page) -> Page:
         assert self.azure_read is not None
-        if page.data is None:
-            raise RowError(
-                "azure-read is sent the image's bytes; http(s) images are not downloaded", code="ocr_unavailable"
-            )
-        text = await self.azure_read.read(page.data)
+        # An http(s) image is passed to the service by URL, as the chat request passes it.
+        source = page.data if page.data is not None else page.ref.url
+        text = await self.azure_read.read(source)
         return Page(page.number, page.ref, page.data, None, page.note, text)
 
     def _compose(self, plan: RowPlan, group: list[Page], mode: OcrMode) -> PreparedRequest:

@@ -3,8 +3,11 @@ own OCR routes over loopback, with the Vision key kept as secret as the chat key
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +78,42 @@ def test_azure_read_text_reaches_prompt_and_result(
     assert pdf["prompt_tokens"] == pdf["estimated_prompt_tokens"]
     out = capsys.readouterr()
     assert VISION_KEY not in everything_written(tmp_path, vision_emulator, out.out, out.err)
+
+
+@pytest.fixture
+def http_folder(tmp_path: Path) -> Iterator[str]:
+    """``tmp_path/www`` served over loopback http, as an image archive on a web server would be."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        pass
+
+
+def test_azure_read_passes_an_http_image_by_url(
+    tmp_path: Path, vision_emulator: EmbeddedEmulator, vision_env: dict[str, str], http_folder: str
+) -> None:
+    write_documents(tmp_path)
+    (tmp_path / "single.png").rename(tmp_path / "www" / "scan.png")
+    manifest(tmp_path, [{"id": "web", "image": f"{http_folder}/scan.png"}])
+    path = job(tmp_path, vision_emulator.url, ocr="azure-read", extra=f'vision_endpoint = "{vision_emulator.url}"')
+    assert main(["run", str(path), "--no-progress"]) == 0
+    (row,) = results(tmp_path)
+    assert row["status"] == "ok", row
+    assert AMOUNTS[3] in row["ocr_text"]
+    (read,) = [r for r in vision_emulator.requests() if r["route"] == "vision-read"]
+    assert read["images"][0]["source"] == "url"  # the service downloaded it; we never did
 
 
 def test_enhancements_return_grounding_for_gpt4_vision_preview(

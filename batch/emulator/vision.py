@@ -82,7 +82,7 @@ async def _analyze(request: web.Request, state: EmulatorState, entry: LogEntry) 
     entry.auth = authenticate_subscription_key(request.headers, state.config.vision_keys)
     query = parse_query(request.query)
     entry.features = query.features
-    data, source = await read_body(request)
+    data, source = await read_body(request, state.http)
     info = identify(data)
     entry.images = [ReceivedImage(info=info, detail="n/a", source=source)]
     # No await from here to the commits below, so a rule's ``count`` holds under concurrency.

@@ -9,7 +9,8 @@ Errors are the Vision service's 400s, ``{"error": {"code": "InvalidRequest", "me
 * ``InvalidContentType``: a body that is not ``application/octet-stream``, ``multipart/form-data``
   or ``application/json`` (a request without a Content-Type counts as raw bytes);
 * ``InvalidImageUrl``: a JSON body without a ``url``, a URL that is neither a data URL nor
-  http(s), or an http(s) URL (the emulator has no internet access: it never downloads);
+  http(s), or an http(s) URL that cannot be downloaded (it is fetched as the service would, with
+  the app's shared session: on these machines only loopback servers answer);
 * ``InvalidImageSize``: zero bytes, more than 20,971,520 bytes, or a side outside 50..16000 px;
 * ``InvalidImageFormat``: not an image, or a format the service does not take (it takes JPEG,
   PNG, GIF, BMP, WEBP, ICO, TIFF and MPO; only the first frame is read).
@@ -21,15 +22,15 @@ import hashlib
 import io
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, ClientSession, web
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ApiError
-from .images import ImageInfo, decode_data_url
+from .images import ImageInfo, decode_data_url, fetch_image
 from .ocr import LANGUAGES, find_tessdata
 
 __all__ = [
@@ -94,8 +95,9 @@ def parse_query(query: Mapping[str, str]) -> VisionQuery:
     return VisionQuery(["read"], language.lower(), tess_lang)
 
 
-async def read_body(request: web.Request) -> tuple[bytes, str]:
-    """The image bytes and where they came from: ``octet-stream``, ``multipart`` or ``data``."""
+async def read_body(request: web.Request, http: Callable[[], Awaitable[ClientSession]]) -> tuple[bytes, str]:
+    """The image bytes and where they came from: ``octet-stream``, ``multipart``, ``data`` or ``url``
+    (``http`` gives the session an http(s) image URL is downloaded with)."""
     content_type = request.content_type  # aiohttp reports application/octet-stream when absent
     if content_type == "application/octet-stream":
         return await request.read(), "octet-stream"
@@ -106,7 +108,13 @@ async def read_body(request: web.Request) -> tuple[bytes, str]:
             raise invalid("InvalidArgument", "The multipart body holds no image part.")
         return bytes(await part.read(decode=True)), "multipart"
     if content_type == "application/json":
-        return _from_url(await request.read()), "data"
+        url = _url(await request.read())
+        if url[:8].lower().startswith(("http://", "https://")):
+            try:
+                return await fetch_image(await http(), url), "url"
+            except ApiError as exc:  # the chat side's error, in the Vision service's shape
+                raise invalid("InvalidImageUrl", exc.message) from exc
+        return _from_data_url(url), "data"
     raise invalid(
         "InvalidContentType",
         f"Content type '{content_type}' is not supported; send application/octet-stream, "
@@ -114,7 +122,7 @@ async def read_body(request: web.Request) -> tuple[bytes, str]:
     )
 
 
-def _from_url(raw: bytes) -> bytes:
+def _url(raw: bytes) -> str:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -122,14 +130,11 @@ def _from_url(raw: bytes) -> bytes:
     url = cast(dict[str, Any], body).get("url") if isinstance(body, dict) else None
     if not isinstance(url, str) or not url.strip():
         raise invalid("InvalidImageUrl", "The JSON body must be an object with a non-empty 'url' string.")
-    scheme = url[:8].lower()
-    if scheme.startswith(("http://", "https://")):
-        raise invalid(
-            "InvalidImageUrl",
-            "The emulator has no internet access, so it cannot download image URLs; send the image bytes "
-            "(application/octet-stream) or a data: URL instead.",
-        )
-    if not scheme.startswith("data:"):
+    return url
+
+
+def _from_data_url(url: str) -> bytes:
+    if not url[:5].lower().startswith("data:"):
         raise invalid("InvalidImageUrl", "Image URL is badly formatted.")
     if len(url) > (MAX_IMAGE_BYTES * 4) // 3 + 1024:
         raise _size(f"The image is larger than the maximum of {MAX_IMAGE_BYTES:,} bytes.")
