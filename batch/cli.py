@@ -56,7 +56,7 @@ def _share(text: str) -> float:
 def _names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise argparse.ArgumentTypeError("give one or more model names separated by commas")
+        raise argparse.ArgumentTypeError("give one or more names separated by commas")
     return names
 
 
@@ -77,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
     run.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
     run.add_argument("--concurrency", type=_non_negative_int, metavar="N", help="requests in flight (0 = auto)")
+    run.add_argument(
+        "--retry-errors",
+        nargs="?",
+        const=["*"],
+        type=_names,
+        metavar="CODES",
+        help="send again the rows that ended in these error codes (comma-separated; none given: every error)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     est = sub.add_parser(
         "estimate",
@@ -172,6 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         rpm=args.rpm,
         max_tokens=args.max_tokens,
         concurrency=args.concurrency,
+        retry_errors=args.retry_errors,
     )
     spec = apply_endpoint_env(spec, os.environ)
     show = not args.no_progress

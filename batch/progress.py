@@ -18,6 +18,7 @@ class Tally:
 
     total_rows: int
     already_done: int = 0
+    retried: int = 0  # rows done before whose error was sent again (retry_errors)
     ok: int = 0
     filtered: int = 0
     error: int = 0
@@ -58,7 +59,9 @@ class RunSummary:
     def render(self) -> str:
         t = self.tally
         lines = [
-            f"rows: {t.total_rows} in manifest, {t.already_done} already done, {t.finished} finished now "
+            f"rows: {t.total_rows} in manifest, {t.already_done} already done, "
+            + (f"{t.retried} that ended in errors sent again, " if t.retried else "")
+            + f"{t.finished} finished now "
             f"(ok {t.ok}, filtered {t.filtered}, error {t.error})",
             f"tokens: {t.prompt_tokens} prompt + {t.completion_tokens} completion; "
             f"requests {t.requests}, throttled (429) {t.throttled}",

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -119,8 +120,18 @@ def _outcomes_table(rows: list[Outcome]) -> pa.Table:
 class ResultStore:
     """Durable, resumable result rows for one job output."""
 
-    def __init__(self, output: Path, info: ManifestInfo, *, flush_rows: int = 500, flush_seconds: float = 5.0):
+    def __init__(
+        self,
+        output: Path,
+        info: ManifestInfo,
+        *,
+        flush_rows: int = 500,
+        flush_seconds: float = 5.0,
+        retry_errors: frozenset[str] = frozenset(),
+    ):
         self.output = output
+        self.retry_errors = retry_errors
+        self.retried = 0  # rows done before that open() will have sent again (retry_errors)
         self.parts = parts_dir_for(output)
         self.info = info
         self.flush_rows = flush_rows
@@ -142,7 +153,11 @@ class ResultStore:
     # ---- opening and resuming --------------------------------------------------------------
 
     def open(self) -> int:
-        """Create or reopen the state; return how many rows are already done."""
+        """Create or reopen the state; return how many rows are already done.
+
+        Rows whose last outcome is an error listed in ``retry_errors`` count as not done: they are
+        sent again, and their new outcome replaces the old one when the result file is assembled.
+        """
         state_file = self.parts / "state.json"
         expected = {
             "version": STATE_VERSION,
@@ -170,22 +185,40 @@ class ResultStore:
             os.replace(tmp, state_file)
         for leftover in self.parts.glob("*.tmp"):
             leftover.unlink(missing_ok=True)
-        for path, seq in self._part_files():
+        retry = np.zeros(self.info.num_rows, dtype=bool) if self.retry_errors else None
+        columns = [ROW, "status", "error_code"] if retry is not None else [ROW]
+        for path, seq in self._part_files():  # in write order for each row (a row stays in its bucket)
             self._seq = max(self._seq, seq + 1)
             try:
-                rows = pq.read_table(path, columns=[ROW]).column(0).to_numpy()
+                part = pq.read_table(path, columns=columns)
             except (pa.ArrowInvalid, OSError):
                 path.unlink(missing_ok=True)  # a part cut short by a crash: its rows will be redone
                 continue
+            rows = part.column(ROW).to_numpy()
             if len(rows) and (rows.min() < 0 or rows.max() >= self.info.num_rows):
                 raise LedgerError(f"{path} holds rows outside the manifest; the state is damaged")
             self.done[rows] = True
+            if retry is not None:  # the last outcome decides
+                retry[rows] = self._to_retry(part.column("status").to_pylist(), part.column("error_code").to_pylist())
         for journal in sorted(self.parts.glob("journal-*.jsonl")):
             recovered = _read_journal(journal, self.info.num_rows)
             if recovered:
                 self.write_parts(recovered)
+                if retry is not None:
+                    picked = self._to_retry([o.status for o in recovered], [o.error_code for o in recovered])
+                    retry[[o.index for o in recovered]] = picked
             journal.unlink()
+        if retry is not None:
+            self.retried = int(retry.sum())
+            self.done[retry] = False
         return int(self.done.sum())
+
+    def _to_retry(self, statuses: list[str | None], codes: list[str | None]) -> npt.NDArray[np.bool_]:
+        every = "*" in self.retry_errors
+        return np.array(
+            [s == "error" and (every or c in self.retry_errors) for s, c in zip(statuses, codes, strict=True)],
+            dtype=bool,
+        )
 
     def _part_files(self, bucket: int | None = None) -> Iterator[tuple[Path, int]]:
         pattern = "b*.parquet" if bucket is None else f"b{bucket:06d}-*.parquet"

@@ -82,6 +82,7 @@ class Runner:
             self.info,
             flush_rows=spec.output.flush_rows,
             flush_seconds=spec.output.flush_seconds,
+            retry_errors=spec.output.retry_errors,
         )
         self.builder = RequestBuilder(spec, self.model, self.target.model_in_body)
         self.policy = RetryPolicy(max_attempts=spec.limits.max_attempts)
@@ -297,7 +298,7 @@ class Runner:
     async def run(self) -> RunSummary:
         started = time.monotonic()
         done_before = await asyncio.to_thread(self.store.open)
-        self.tally.already_done = done_before
+        self.tally.already_done, self.tally.retried = done_before, self.store.retried
         if done_before < self.info.num_rows:
             await self._run_pool(done_before)
         complete = bool(self.store.done.all())

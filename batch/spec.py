@@ -115,6 +115,7 @@ class OutputSpec:
     path: Path
     flush_rows: int = 500
     flush_seconds: float = 5.0
+    retry_errors: frozenset[str] = frozenset()  # error codes re-sent on a rerun; "*": every error
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +247,7 @@ def build_spec(doc: Mapping[str, Any], source: Path) -> JobSpec:
     output = OutputSpec(
         path=_resolve(base, out["path"]),
         flush_rows=out.get("flush_rows", 500),
+        retry_errors=frozenset(out.get("retry_errors", ())),
         flush_seconds=float(out.get("flush_seconds", 5.0)),
     )
     em = doc.get("emulator", {})
@@ -326,6 +328,7 @@ def with_overrides(spec: JobSpec, **overrides: Any) -> JobSpec:
         "rpm": ("limits", "rpm"),
         "concurrency": ("limits", "concurrency"),
         "max_tokens": ("prompt", "max_tokens"),
+        "retry_errors": ("output", "retry_errors"),
     }
     for key, value in o.items():
         if key in checks:
@@ -340,6 +343,8 @@ def with_overrides(spec: JobSpec, **overrides: Any) -> JobSpec:
         s = replace(s, input=replace(s.input, manifest=m, base_dir=m.parent))
     if "out" in o:
         s = replace(s, output=replace(s.output, path=Path(o["out"]).resolve()))
+    if "retry_errors" in o:
+        s = replace(s, output=replace(s.output, retry_errors=s.output.retry_errors | frozenset(o["retry_errors"])))
     ep = s.endpoint
     if "endpoint" in o:
         ep = replace(ep, url=o["endpoint"])
