@@ -57,6 +57,7 @@ class ChargeUnits:
         self._ratio = [1.0, 1.0]  # server units per token, per char (running)
         self._spread = [0.0, 0.0]
         self._readings = 0
+        self.switches = 0
         self._conversion = 1.0  # book units per unit of the chosen measure
 
     def add(self, entry: Sized, now: float) -> None:
@@ -103,6 +104,7 @@ class ChargeUnits:
         if self._readings < _MIN_READINGS or spread <= _GOOD_ENOUGH or self._spread[other] >= _SWITCH * spread:
             return False
         self.by_chars = not self.by_chars
+        self.switches += 1
         self._conversion = self._ratio[other] / max(book_scale, 1e-9)
         return True
 

@@ -250,6 +250,8 @@ async def _run_ours(sc: Scenario, url: str, tmp: Path, manifest: Path, seconds: 
         "learned_rpm": None if lim.request_capacity is None else round(lim.request_capacity * 60 / lim.request_window),
         "scale": round(lim.scale, 3),
         "charge_measure": "chars" if lim._charge.by_chars else "tokens",
+        "charge_switches": lim._charge.switches,
+        "charge_spread": [round(x, 5) for x in lim._charge._spread],
         "skew": round(lim.skew, 3),
         "request_skew": round(lim.request_skew, 3),
         "window_median": statistics.median(s[2] for s in steady) if steady else None,
