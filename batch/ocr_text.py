@@ -78,7 +78,9 @@ _SEPARATOR_RUN = re.compile(r"[.,_]{1,2}")
 _MISGROUPED = re.compile(r"(?<![\w.,])(-?)(\d{1,6}(?:[.,]\d{3,6})+)([.,])(\d{2})(?![\w,]|[.,]\d)")
 
 # Letters Tesseract reads for digits; applied only where the whole token then reads as a number.
-_LETTER_DIGITS = str.maketrans({"O": "0", "o": "0", "l": "1", "I": "1", "S": "5", "§": "5"})
+_LETTER_DIGITS = str.maketrans({"O": "0", "o": "0", "l": "1", "I": "1", "S": "5", "§": "5", "B": "8"})
+# "B" for 8 only in an amount with a decimal part ("B37.02"): "B12" is more likely a reference.
+_B_AMOUNT = re.compile(r"-?\d{1,3}(?:[,.]\d{3})*[,.]\d{2}")
 _TOKEN = re.compile(r"[-\w§,.]+")
 _NUMERIC = re.compile(
     r"-?\d{1,3}(?:[,.]\d{3})*(?:[,.]\d{1,2})?"  # amounts and plain numbers
@@ -218,6 +220,8 @@ def _letters_to_digits(match: re.Match[str]) -> str:
         return token
     mapped = body.translate(_LETTER_DIGITS)
     if mapped == body or not _NUMERIC.fullmatch(mapped):
+        return token
+    if "B" in body and not _B_AMOUNT.fullmatch(mapped):
         return token
     letters = sum(1 for a, b in zip(body, mapped, strict=True) if a != b)
     digits = sum(c.isdigit() for c in body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 import threading
 from pathlib import Path
@@ -13,8 +14,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from batch.errors import RowError
 from batch.ocr import LocalOcr, OcrEngineUnavailable, estimate_skew, find_tessdata, prepare_page, to_gray
-from batch.ocr_digits import verify_digits
-from batch.ocr_glyphs import Box, restore_minus_signs
+from batch.ocr_digits import drop_doubled_digits, verify_digits
+from batch.ocr_glyphs import Box, restore_minus_signs, restore_separators
 from batch.ocr_text import clean_numbers, decimal_convention, format_ocr_hint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +63,8 @@ CLEAN_CASES = [
     ("2026-03-31 1234-567890-12 1.00", "2026-03-31 1234-567890-12 1.00"),
     ("Statement period: 2026-01-01 to 2026-01-31", "Statement period: 2026-01-01 to 2026-01-31"),
     ("IBAN GB29 NWBK 6016 1331 9268 19", "IBAN GB29 NWBK 6016 1331 9268 19"),
+    # "B" for an 8 only in an amount with decimals; references and words keep it
+    ("-B37.02 B45,892.02 Flat B12, ref B2B 12B 1.00", "-837.02 845,892.02 Flat B12, ref B2B 12B 1.00"),
     # words and non-amounts untouched
     ("SOLD TX612581 1X339173 IOS OS/2", "SOLD TX612581 1X339173 IOS OS/2"),
     ("Tel 555 123-4567, ref 12 345.67", "Tel 555 123-4567, ref 12 345.67"),
@@ -236,12 +239,36 @@ def _index_map(full: str, lost: str) -> list[int]:
     return out
 
 
+def _loose(boxes: list[Box | None], i: int, shift: int) -> list[Box | None]:
+    """``boxes`` with box ``i`` moved ``shift`` pixels, as Tesseract's loose boxes are."""
+    b = boxes[i]
+    assert b is not None
+    return [*boxes[:i], (b[0] + shift, b[1], b[2] + shift, b[3]), *boxes[i + 1 :]]
+
+
+@pytest.mark.parametrize("shift", [-8, -6, 3])
+def test_lost_minus_placed_from_the_ink_when_the_digit_box_is_off(shift: int) -> None:
+    pixels, chars, boxes = _glyph_page(STATEMENT)
+    text = "".join(chars)
+    lost = text.replace(" -1,234.56", " 1,234.56")
+    lost_boxes = _loose([boxes[j] for j in _index_map(text, lost)], lost.index(" 1,234.56") + 1, shift)
+    assert "".join(restore_minus_signs(pixels, list(lost), lost_boxes, [95.0] * len(lost))) == text
+    # the same loose box on a positive amount adds nothing (nor does a 4's crossbar look like one)
+    for amount in (" 2,345.67", " 4,567.89", " 6,789.01", " 7,891,230.45", " 9,123,456.70"):
+        loose = _loose(boxes, text.index(amount) + 1, shift)
+        assert restore_minus_signs(pixels, chars, loose, [95.0] * len(chars)) == chars
+
+
 def test_minus_signs_are_not_invented() -> None:
     pixels, chars, boxes = _glyph_page(STATEMENT)
     assert restore_minus_signs(pixels, chars, boxes, [95.0] * len(chars)) == chars
     # a positive amount stays positive, even where a minus was read in the image of another one
     positive = [line.replace("-", "") if i % 2 else line for i, line in enumerate(STATEMENT)]
     pixels, chars, boxes = _glyph_page(positive)
+    assert restore_minus_signs(pixels, chars, boxes, [95.0] * len(chars)) == chars
+    # a real plus sign is no lone bar: it stays
+    plus = [line.replace(" 2,", " +2,").replace(" 4,", " +4,").replace(" 7,", " +7,") for line in STATEMENT]
+    pixels, chars, boxes = _glyph_page(plus)
     assert restore_minus_signs(pixels, chars, boxes, [95.0] * len(chars)) == chars
 
 
@@ -251,6 +278,27 @@ def test_a_minus_read_as_a_plus_is_corrected() -> None:
     i = text.index("-5,678.90")
     misread = chars[:i] + ["+"] + chars[i + 1 :]
     assert "".join(restore_minus_signs(pixels, misread, boxes, [95.0] * len(chars))) == text
+
+
+LOST_SEPARATORS = [("-1,234.56", "-1,23456", "-1,234.56"), ("2,345.67", "2345.67", "2.345.67")]
+
+
+@pytest.mark.parametrize(("printed", "read", "mended"), LOST_SEPARATORS)
+def test_separators_lost_from_amounts_are_put_back_from_the_ink(printed: str, read: str, mended: str) -> None:
+    pixels, chars, boxes = _glyph_page(STATEMENT)
+    text = "".join(chars)
+    lost = text.replace(printed, read, 1)
+    lost_boxes = [boxes[j] for j in _index_map(text, lost)]
+    out, out_boxes, _ = restore_separators(pixels, list(lost), lost_boxes, [95.0] * len(lost))
+    assert "".join(out) == text.replace(printed, mended, 1) and len(out) == len(out_boxes)
+    assert clean_numbers("".join(out)) == text  # a point was put back: clean-up sets the convention
+
+
+def test_separators_are_not_invented() -> None:
+    pixels, chars, boxes = _glyph_page(STATEMENT)
+    assert restore_separators(pixels, chars, boxes, [95.0] * len(chars))[0] == chars
+    pixels, chars, boxes = _glyph_page(["Year 2026, invoice 123456 of 7890 items", "Ref 48213 and 99 and 1000"])
+    assert restore_separators(pixels, chars, boxes, [95.0] * len(chars))[0] == chars
 
 
 def test_too_few_hyphens_to_learn_from_change_nothing() -> None:
@@ -268,6 +316,37 @@ def test_digits_that_look_like_another_digit_of_the_page_are_corrected() -> None
         i = text.index(digit, len(text) // 3)
         wrong[i] = instead
     assert verify_digits(pixels, wrong, boxes) == chars
+
+
+def _doubled(chars: list[str], boxes: list[Box | None], after: str) -> tuple[list[str], list[Box | None], list[float]]:
+    """The last digit of ``after`` also read as a less confident 0 with a box 2 px off."""
+    i = "".join(chars).index(after) + len(after) - 1
+    confs = [99.0] * i + [90.0] + [99.0] * (len(chars) - i)
+    return chars[:i] + ["0"] + chars[i:], boxes[:i] + _loose(boxes, i, 2)[i : i + 1] + boxes[i:], confs
+
+
+def test_a_digit_read_twice_is_dropped() -> None:
+    pixels, chars, boxes = _glyph_page(STATEMENT)
+    confs = [99.0] * len(chars)
+    assert drop_doubled_digits(chars, boxes, confs) == (chars, boxes, confs)  # read right: unchanged
+    for after in ("0482-3319", "7,891,230.4"):  # "331907" read "3310907", ".45" read ".405"
+        assert drop_doubled_digits(*_doubled(chars, boxes, after))[0] == chars
+    assert drop_doubled_digits(*(d := _doubled(chars, boxes, " 7")))[0] == d[0]  # well-formed "07,891,230.45"
+    i = "".join(chars).index("7,891,") + 6  # "7,891" of "7,891, 230.45" with two boxes close: kept
+    spaced = [*chars[:i], " ", *chars[i:]]
+    assert drop_doubled_digits(spaced, _loose([*boxes[:i], None, *boxes[i:]], i - 3, -15), confs + [99.0])[0] == spaced
+
+
+def test_a_sign_read_for_a_digit_is_corrected_and_a_currency_sign_kept() -> None:
+    lines = [f"{a:04d}-{b:06d}-{c:02d} {d:,}.{e:02d}" for a, b, c, d, e in _numbers(14)]
+    lines += ["Fee $12.50 and $3,450.00 #12 total $7,891.23"]
+    pixels, chars, boxes = _glyph_page(lines, px=24)
+    assert verify_digits(pixels, chars, boxes) == chars  # the real "$" and "#" stay
+    text = "".join(chars)
+    starts = [m.end() - 2 for m in re.finditer(r"(?:^|\s)\d\d", text)]  # first digits of numbers
+    for i, sign in ((starts[0], "$"), (starts[3], "#")):  # "$15.20" for "515.20", "#545-..." for "4545-..."
+        wrong = [*chars[:i], sign, *chars[i + 1 :]]
+        assert verify_digits(pixels, wrong, boxes) == chars
 
 
 def _numbers(n: int) -> list[tuple[int, int, int, int, int]]:
