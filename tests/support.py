@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,17 @@ class Sample:
         path = self.root / "job.toml"
         path.write_text("\n".join(lines) + "\n" + extra)
         return path
+
+
+class FakeTime:
+    """A clock that moves only when the code under test sleeps (for limiters and pacers)."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    async def sleep(self, d: float) -> None:
+        self.t += max(d, 0.0)
+        await asyncio.sleep(0)

@@ -9,18 +9,7 @@ import pytest
 from batch.errors import RowError
 from batch.ratelimit import RateLimiter
 from batch.ratelimit_headers import throttle_kind
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    async def sleep(self, d: float) -> None:
-        self.t += max(d, 0.0)
-        await asyncio.sleep(0)
+from tests.support import FakeTime
 
 
 def make(

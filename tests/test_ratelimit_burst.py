@@ -9,6 +9,7 @@ import pytest
 
 from batch.ratelimit import RateLimiter
 from batch.ratelimit_burst import BurstLog
+from tests.support import FakeTime
 
 
 @dataclass(eq=False)
@@ -67,19 +68,8 @@ def test_an_entry_refunded_after_it_left_the_second_is_not_subtracted_twice() ->
     assert log.recent(1.5) == 0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    async def sleep(self, d: float) -> None:
-        self.t += max(d, 0.0)
-
-
 async def test_the_limiter_keeps_any_second_under_five_times_the_steady_rate() -> None:
-    clock = Clock()
+    clock = FakeTime()
     lim = RateLimiter(60_000, None, clock=clock, sleep=clock.sleep, skew=0.0, utilisation=1.0, burst_factor=5.0)
     lim._calibrated = True  # as after a first reply
     sent = [(await lim.acquire(100)).sent_at for _ in range(200)]

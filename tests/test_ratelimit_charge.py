@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ import pytest
 
 from batch.ratelimit import RateLimiter
 from batch.ratelimit_charge import ChargeUnits
+from tests.support import FakeTime
 
 
 @dataclass(eq=False)
@@ -79,18 +79,6 @@ def test_refunded_requests_leave_both_windows() -> None:
     units.refund(a, 0.5)
     units.add(b, 1.0)
     assert (b.window_tokens, b.window_chars) == (200, 3000)
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    async def sleep(self, d: float) -> None:
-        self.t += max(d, 0.0)
-        await asyncio.sleep(0)
 
 
 async def overflows(pass_size: bool, minutes: int = 6, seed: int = 3) -> int:
