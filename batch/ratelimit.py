@@ -38,6 +38,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import takewhile
 
@@ -121,7 +122,7 @@ class RateLimiter:
         self._requests: deque[Permit] = deque()
         self._burst = BurstLog(_BURST_SPAN) if burst_factor is not None else None
         self._charge = ChargeUnits(token_window)
-        self._refunds: deque[tuple[float, float, int]] = deque()  # (refunded at, sent at, estimate)
+        self._refunds: deque[tuple[float, Permit]] = deque()  # (refunded at, the request), 3 windows
         self._hold_until = -1e18  # when the last opening entry's hold ends
         self._cum = 0  # our estimates admitted so far
         self._mean_estimate = 0.0
@@ -264,13 +265,11 @@ class RateLimiter:
             self._token_sum -= permit.estimate
         if self._burst is not None:
             self._burst.refund(permit)
-        try:
+        with suppress(ValueError):
             self._requests.remove(permit)
-        except ValueError:
-            pass
         now = self._clock()
-        self._charge.refund(permit, now)
-        self._refunds.append((now, permit.sent_at, permit.estimate))
+        self._charge.refund(permit)
+        self._refunds.append((now, permit))
         while self._refunds and self._refunds[0][0] < now - 3 * self.token_window:
             self._refunds.popleft()
 
@@ -285,18 +284,16 @@ class RateLimiter:
             self.request_capacity = limit_requests * self.request_window / self._request_header_window
             self._capacity_confirmed = True
 
-    def _ours_at(self, permit: Permit) -> float | None:
-        """Our tokens in the server's window when ``permit`` was admitted, less what was refunded since
+    def _ours_at(self, permit: Permit, later: list[Permit]) -> float | None:
+        """Our tokens in the server's window when ``permit`` was admitted, less ``later`` refunds
         (None: a resetting window, and we cannot tell which of its windows the request fell in)."""
         hi = permit.sent_at
         if self._reset_at is not None:
             if not self._reset_at <= hi < self._reset_valid_until:
                 return None
-            refunded = sum(est for _at, sent, est in self._refunds if self._reset_at < sent <= hi)
+            refunded = sum(p.estimate for _at, p in self._refunds if self._reset_at < p.sent_at <= hi)
             return max(permit.estimate, permit.cum - self._reset_cum - refunded)
-        lo = hi - self.token_window
-        later = sum(est for at, sent, est in self._refunds if at > hi and lo < sent <= hi)
-        return max(permit.estimate, permit.window_estimate - later)
+        return max(permit.estimate, permit.window_estimate - sum(p.estimate for p in later))
 
     def _detect_reset(self, permit: Permit, server_used: int) -> None:
         """Notice a server whose token window resets (fixed windows) rather than slides.
@@ -340,10 +337,12 @@ class RateLimiter:
             return
         server_used = self.tpm - remaining
         self._detect_reset(permit, server_used)
-        ours = self._ours_at(permit)
+        hi = permit.sent_at  # requests in its window then, refunded since: in neither count
+        later = [p for at, p in self._refunds if at > hi and hi - self.token_window < p.sent_at <= hi]
+        ours = self._ours_at(permit, later)
         if ours is None:
             return
-        if self._reset_at is None and self._charge.reading(permit, server_used, self.scale):
+        if self._reset_at is None and self._charge.reading(permit, server_used, self.scale, later):
             self._offset = 0.0  # the books now follow the other measure: re-anchor from the next reading
         # Only readings taken with a well-filled window say much about the ratio.
         if server_used > 0 and ours >= max(3 * permit.estimate, 0.05 * self.tpm / max(self.scale, _MIN_SCALE)):

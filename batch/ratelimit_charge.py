@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Protocol
 
 __all__ = ["ChargeUnits"]
@@ -53,7 +54,6 @@ class ChargeUnits:
         self._tokens = 0  # unrefunded, in the log
         self._chars = 0
         self._horizon = -1e18  # every entry sent at or before this has left the log
-        self._refunds: deque[tuple[float, float, int, int]] = deque()  # (at, sent at, tokens, chars)
         self._ratio = [1.0, 1.0]  # server units per token, per char (running)
         self._spread = [0.0, 0.0]
         self._readings = 0
@@ -68,26 +68,23 @@ class ChargeUnits:
         self._chars += entry.chars
         entry.window_tokens, entry.window_chars = self._tokens, self._chars
 
-    def refund(self, entry: Sized, now: float) -> None:
+    def refund(self, entry: Sized) -> None:
         """``entry`` was just marked refunded (the server did not count it)."""
         if entry.sent_at > self._horizon:
             self._tokens -= entry.tokens
             self._chars -= entry.chars
-        self._refunds.append((now, entry.sent_at, entry.tokens, entry.chars))
-        while self._refunds and self._refunds[0][0] < now - 3 * self.window:
-            self._refunds.popleft()
 
     def booked(self, tokens: int, chars: int) -> int:
         """What the limiter books for a request of these measures."""
         measure = chars if self.by_chars else tokens
         return max(1, round(measure * self._conversion)) if measure else 0
 
-    def reading(self, entry: Sized, server_used: int, book_scale: float) -> bool:
+    def reading(self, entry: Sized, server_used: int, book_scale: float, later: Sequence[Sized] = ()) -> bool:
         """Compare the server's count when ``entry`` arrived with both measures; True if the booked
-        measure changed (``book_scale``: the limiter's server units per book unit, now)."""
-        hi, lo = entry.sent_at, entry.sent_at - self.window
-        later = [(t, c) for at, sent, t, c in self._refunds if at > hi and lo < sent <= hi]
-        ours = (entry.window_tokens - sum(t for t, _ in later), entry.window_chars - sum(c for _, c in later))
+        measure changed (``book_scale``: the limiter's server units per book unit, now; ``later``:
+        requests in ``entry``'s window then, refunded since)."""
+        later_tokens, later_chars = sum(p.tokens for p in later), sum(p.chars for p in later)
+        ours = (entry.window_tokens - later_tokens, entry.window_chars - later_chars)
         own = (entry.tokens, entry.chars)
         if server_used <= 0 or any(o < 3 * size or o <= 0 for o, size in zip(ours, own, strict=True)):
             return False  # a window this empty says little about either ratio

@@ -76,7 +76,7 @@ def test_refunded_requests_leave_both_windows() -> None:
     a, b = E(0.0, 100, 1000), E(1.0, 200, 3000)
     units.add(a, 0.0)
     a.refunded = True
-    units.refund(a, 0.5)
+    units.refund(a)
     units.add(b, 1.0)
     assert (b.window_tokens, b.window_chars) == (200, 3000)
 
