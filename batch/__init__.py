@@ -11,17 +11,15 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["BatchError", "JobSpec", "RunSummary", "load_spec", "run_job"]
 
 if TYPE_CHECKING:
-    from .errors import BatchError
-    from .progress import RunSummary
-    from .runner import run_job
-    from .spec import JobSpec, load_spec
+    from .core import BatchError, JobSpec, load_spec
+    from .run import RunSummary, run_job
 
 _WHERE = {
-    "BatchError": "errors",
-    "JobSpec": "spec",
-    "load_spec": "spec",
-    "RunSummary": "progress",
-    "run_job": "runner",
+    "BatchError": "core",
+    "JobSpec": "core",
+    "load_spec": "core",
+    "RunSummary": "run",
+    "run_job": "run",
 }
 
 

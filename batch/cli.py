@@ -16,10 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .client import KeyCredential
-from .errors import BatchError, RunStopped
-from .runner import run_job
-from .spec import JobSpec, apply_endpoint_env, load_spec, with_overrides
+from .core import BatchError, JobSpec, RunStopped, apply_endpoint_env, load_spec, with_overrides
+from .run import run_job
+from .send import KeyCredential
 
 EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -133,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    from .estimate import estimate_job
-    from .estimate_render import render_text
+    from .estimate import estimate_job, render_text
 
     spec = load_spec(args.job)
     spec = with_overrides(spec, manifest=args.manifest, tpm=args.tpm, rpm=args.rpm, max_tokens=args.max_tokens)
@@ -151,9 +149,7 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report
-    from .report_html import write_html
-    from .report_render import render_text
+    from .report import build_report, render_text, write_html
 
     report = build_report(Path(args.results), prices=args.prices, top=args.top, tpm=args.tpm, id_column=args.id_column)
     if args.html is not None:

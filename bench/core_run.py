@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from batch.runner import Runner  # noqa: E402
-from batch.spec import load_spec  # noqa: E402
+from batch.core.spec import load_spec  # noqa: E402
+from batch.run.runner import Runner  # noqa: E402
 from bench.common import BENCH_KEY, emulator_process, job_file, sample_manifest, stats  # noqa: E402
 
 

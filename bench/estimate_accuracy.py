@@ -6,9 +6,9 @@
 (a) the sample set (jobs/caption-sample.toml and its manifest, its own prompts and details) and
 (b) a generated manifest of ``--rows`` rows over images of many sizes (1 to 8 tiles at high
 detail, rounding edge cases included), formats, detail levels, per-row prompts (some non-ASCII)
-and max_tokens: each is estimated with the library function (:func:`batch.estimate.estimate_job`,
+and max_tokens: each is estimated with the library function (:func:`batch.estimate.job.estimate_job`,
 no network), then really run against an emulator in its own process (zero latency, a TPM no run
-can reach), then reported on (:func:`batch.report.build_report`). Printed: estimated vs reported
+can reach), then reported on (:func:`batch.report.job.build_report`). Printed: estimated vs reported
 prompt tokens and the total error (targets: exact for image tokens, within 1% overall), the share
 of rows whose estimate is exact, and image tokens per row against the emulator's own books
 (its request log records each request's image tokens, joined on the request id).
@@ -41,11 +41,11 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from batch.client import KeyCredential  # noqa: E402
-from batch.estimate import estimate_job  # noqa: E402
-from batch.report import build_report  # noqa: E402
-from batch.runner import run_job  # noqa: E402
-from batch.spec import JobSpec, load_spec, with_overrides  # noqa: E402
+from batch.core.spec import JobSpec, load_spec, with_overrides  # noqa: E402
+from batch.estimate.job import estimate_job  # noqa: E402
+from batch.report.job import build_report  # noqa: E402
+from batch.run.runner import run_job  # noqa: E402
+from batch.send.http import KeyCredential  # noqa: E402
 from bench.common import BENCH_KEY, ROOT, emulator_process, job_file  # noqa: E402
 
 UNLIMITED_TPM = 1_000_000_000
@@ -222,8 +222,8 @@ def generated_manifest(folder: Path, rows: int) -> Path:
 _THROUGHPUT = """
 import re, resource, sys, time
 from pathlib import Path
-from batch.estimate import estimate_job
-from batch.spec import load_spec
+from batch.estimate.job import estimate_job
+from batch.core.spec import load_spec
 spec = load_spec(sys.argv[1])
 t0 = time.perf_counter()
 report = estimate_job(spec)
@@ -278,7 +278,7 @@ def throughput(folder: Path, rows: int) -> None:
 _REPORT = """
 import re, sys, time
 from pathlib import Path
-from batch.report import build_report
+from batch.report.job import build_report
 t0 = time.perf_counter()
 report = build_report(Path(sys.argv[1]))
 seconds = time.perf_counter() - t0
@@ -292,7 +292,7 @@ def report_scale(folder: Path, rows: int) -> None:
     import numpy as np
     import pyarrow.compute as pc
 
-    from batch.results import RESULT_SCHEMA
+    from batch.ledger.store import RESULT_SCHEMA
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "results.parquet"

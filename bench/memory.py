@@ -5,7 +5,7 @@
 
 For each size, a manifest whose rows cycle over 12 tiny image files (PNG, JPEG, WebP; 16x16 to
 48x32, under 1 KB) is estimated (``batch estimate``'s library call, no network) and really run
-(``batch.runner.Runner``: every row sent, answered, journalled, written as parts, then the result
+(``batch.run.runner.Runner``: every row sent, answered, journalled, written as parts, then the result
 file assembled) against an emulator in its own process with zero latency and a TPM no run can
 reach. Each is a fresh subprocess; its peak RSS is VmHWM from ``/proc/self/status`` (``ru_maxrss``
 survives exec, so a child would inherit this larger process's peak). Printed: peak RSS per size
@@ -49,8 +49,8 @@ _ESTIMATE = (
     _HWM
     + r"""
 import json, sys, time
-from batch.estimate import estimate_job
-from batch.spec import load_spec
+from batch.estimate.job import estimate_job
+from batch.core.spec import load_spec
 spec = load_spec(sys.argv[1])
 t0, c0 = time.monotonic(), time.process_time()
 report = estimate_job(spec)
@@ -63,8 +63,8 @@ _RUN = (
     _HWM
     + r"""
 import asyncio, json, sys, time
-from batch.runner import Runner
-from batch.spec import load_spec
+from batch.run.runner import Runner
+from batch.core.spec import load_spec
 trace = len(sys.argv) > 2
 if trace:
     import threading, tracemalloc

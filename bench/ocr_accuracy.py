@@ -8,7 +8,7 @@ Each page comes from ``data/make_financial_samples.py`` (:func:`statement_page`)
 ±1-2°, with noise and JPEG q60 artefacts. Every amount, date and account number printed on it is
 ground truth; **number recall** is the share of them found *exactly* in the OCR text, as a whole
 token (``1,234.56`` does not count inside ``11,234.56``; a lost minus sign is a miss). It is
-printed for the cleaned text (what :class:`batch.ocr.LocalOcr` returns) and for Tesseract's raw
+printed for the cleaned text (what :class:`batch.ocr.engine.LocalOcr` returns) and for Tesseract's raw
 text, overall and by kind, print size and font.
 
 **Seconds per page** is CPU time (``time.process_time``) of the whole read (decode, deskew,
@@ -37,7 +37,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "data")]
 
 from make_financial_samples import statement_page  # noqa: E402
 
-from batch.ocr import DEFAULT_UPSCALE, LocalOcr  # noqa: E402
+from batch.ocr.engine import DEFAULT_UPSCALE, LocalOcr  # noqa: E402
 
 TARGET_RECALL = 0.98
 TARGET_SECONDS = 1.0

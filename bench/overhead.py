@@ -14,7 +14,7 @@ the body, pace, send, parse, record). Three workloads:
   a 1080p and a 720p UI-like PNG, a 1024x768 photo-like PNG, 1600x1200 and 3000x2000 WebP
   (30 KB to 1.8 MB each).
 
-Each run is a fresh client subprocess (``batch.runner.Runner``, no progress bar): its CPU is
+Each run is a fresh client subprocess (``batch.run.runner.Runner``, no progress bar): its CPU is
 ``time.process_time()`` over ``Runner.run()`` (all its threads; imports and manifest check
 excluded), divided by the requests the emulator received. The emulator's CPU is read from
 ``/proc/<pid>/stat`` before and after, per request likewise. ``--verify`` runs each variant of
@@ -64,8 +64,8 @@ _CLIENT = r"""
 import asyncio, json, re, sys, time
 from pathlib import Path
 import batch
-from batch.runner import Runner
-from batch.spec import load_spec
+from batch.run.runner import Runner
+from batch.core.spec import load_spec
 runner = Runner(load_spec(sys.argv[1]), show_progress=False)
 assemble = runner.store.assemble
 spent = {}

@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from batch.manifest import Manifest  # noqa: E402
-from batch.records import Outcome  # noqa: E402
-from batch.results import ResultStore  # noqa: E402
+from batch.core.records import Outcome  # noqa: E402
+from batch.inputs.manifest import Manifest  # noqa: E402
+from batch.ledger.store import ResultStore  # noqa: E402
 
 
 def main() -> None:

@@ -203,9 +203,9 @@ def _reset(url: str) -> None:
 
 
 async def _run_ours(sc: Scenario, url: str, tmp: Path, manifest: Path, seconds: float) -> dict[str, Any]:
-    from batch.errors import RunStopped
-    from batch.runner import Runner
-    from batch.spec import load_spec
+    from batch.core.errors import RunStopped
+    from batch.core.spec import load_spec
+    from batch.run.runner import Runner
 
     d = DEPLOYS[sc.deploy]
     job = job_file(

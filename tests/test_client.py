@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from batch.client import KeyCredential, Target, normalize_finish_reason, parse_completion
-from batch.models import lookup_model
-from batch.payloads import RequestBuilder
-from batch.records import WorkItem
-from batch.spec import load_spec
+from batch.core.catalogue import lookup_model
+from batch.core.records import WorkItem
+from batch.core.spec import load_spec
+from batch.plan.body import RequestBuilder
+from batch.send.http import KeyCredential, Target, normalize_finish_reason, parse_completion
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Documents as rows: real PDFs and TIFFs made with Pillow, split and rendered by batch.documents."""
+"""Documents as rows: real PDFs and TIFFs made with Pillow, split and rendered by batch.inputs.documents."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from batch.documents import RenderedPage, is_document, page_count, parse_pages, render_pages
-from batch.errors import ImageError, RowError
+from batch.core.errors import ImageError, RowError
+from batch.inputs.documents import RenderedPage, is_document, page_count, parse_pages, render_pages
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "financial"
 

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from batch.cli import main
+from batch.core.spec import load_spec
 from batch.emulator import EmbeddedEmulator
-from batch.estimate import estimate_job
-from batch.ocr import LocalOcr
-from batch.spec import load_spec
+from batch.estimate.job import estimate_job
+from batch.ocr.engine import LocalOcr
 from tests.support import API_KEY
 
 needs_tesseract = pytest.mark.skipif(LocalOcr.available() is not None, reason=str(LocalOcr.available()))

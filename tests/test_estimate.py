@@ -14,15 +14,15 @@ import pytest
 from PIL import Image, ImageFile
 
 from batch import cli
-from batch.errors import SpecError, UnknownModelError
-from batch.estimate import EstimateReport, _data_url_size, _webp_header_size, estimate_job
-from batch.estimate_render import render_text
-from batch.manifest import Manifest
-from batch.models import lookup_model
-from batch.payloads import RequestBuilder
-from batch.spec import load_spec
-from batch.text_tokens import get_encoding
-from batch.vision_tokens import image_tokens
+from batch.core.catalogue import lookup_model
+from batch.core.errors import SpecError, UnknownModelError
+from batch.core.spec import load_spec
+from batch.estimate.job import EstimateReport, _data_url_size, _webp_header_size, estimate_job
+from batch.estimate.render import render_text
+from batch.inputs.manifest import Manifest
+from batch.plan.body import RequestBuilder
+from batch.tokens.image import image_tokens
+from batch.tokens.text import get_encoding
 
 SYSTEM = "You caption images."
 USER = "Describe the image."

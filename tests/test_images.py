@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-import batch.images as images_module
-from batch.errors import ImageError
-from batch.images import (
+import batch.inputs.images as images_module
+from batch.core.errors import ImageError
+from batch.inputs.images import (
     VERIFY_MODES,
     EncodedImage,
     ImageInfo,

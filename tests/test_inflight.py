@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from batch.inflight import ByteBudget, Window
+from batch.send.inflight import ByteBudget, Window
 
 
 async def test_byte_budget_holds_bodies_until_room() -> None:

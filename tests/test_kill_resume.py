@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from batch.emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
-from batch.manifest import Manifest
-from batch.results import ResultStore
+from batch.inputs.manifest import Manifest
+from batch.ledger.store import ResultStore
 from tests.support import API_KEY, Sample
 
 ROOT = Path(__file__).resolve().parents[1]

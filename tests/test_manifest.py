@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batch.errors import ManifestError
-from batch.manifest import Manifest
+from batch.core.errors import ManifestError
+from batch.inputs.manifest import Manifest
 
 
 def write(tmp_path: Path, table: pa.Table, name: str = "m.parquet", **kw: int) -> Path:

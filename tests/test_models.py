@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from batch.errors import SpecError, UnknownModelError
-from batch.models import ModelInfo, PatchRule, TileRule, known_models, load_catalogue, lookup_model
+from batch.core.catalogue import ModelInfo, PatchRule, TileRule, known_models, load_catalogue, lookup_model
+from batch.core.errors import SpecError, UnknownModelError
 
 ALL = [
     "gpt-4",

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from batch.errors import RowError
-from batch.ocr import LocalOcr, OcrEngineUnavailable, estimate_skew, find_tessdata, prepare_page, to_gray
-from batch.ocr_digits import drop_doubled_digits, verify_digits
-from batch.ocr_glyphs import Box, restore_minus_signs, restore_separators
-from batch.ocr_text import clean_numbers, decimal_convention, format_ocr_hint
+from batch.core.errors import RowError
+from batch.ocr.digits import drop_doubled_digits, verify_digits
+from batch.ocr.engine import LocalOcr, OcrEngineUnavailable, estimate_skew, find_tessdata, prepare_page, to_gray
+from batch.ocr.glyphs import Box, restore_minus_signs, restore_separators
+from batch.ocr.hint import clean_numbers, decimal_convention, format_ocr_hint
 
 ROOT = Path(__file__).resolve().parents[1]
 UNAVAILABLE = LocalOcr.available()
@@ -185,7 +185,7 @@ def test_missing_language_data_is_a_clear_error(tmp_path: Path) -> None:
 
 def _glyph_page(lines: list[str], px: int = 28) -> tuple[np.ndarray, list[str], list[Box | None]]:
     """Render ``lines`` and return the pixels with one character per entry and its ink box, as
-    :func:`batch.ocr._glyphs` gives them (spaces and newlines without a box)."""
+    :func:`batch.ocr.engine._glyphs` gives them (spaces and newlines without a box)."""
     font = ImageFont.truetype(FONT, px)
     im = Image.new("L", (px * 30, (len(lines) + 1) * px * 2), 235)
     d = ImageDraw.Draw(im)

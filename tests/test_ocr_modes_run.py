@@ -16,7 +16,7 @@ import pytest
 
 from batch.cli import main
 from batch.emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
-from batch.ocr import LocalOcr
+from batch.ocr.engine import LocalOcr
 from tests.support import API_KEY
 from tests.test_documents_run import AMOUNTS, job, manifest, write_documents
 

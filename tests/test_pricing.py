@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from batch.errors import SpecError, UnknownModelError
-from batch.models import known_models
-from batch.pricing import cost, load_prices, price_for
+from batch.core.catalogue import known_models
+from batch.core.errors import SpecError, UnknownModelError
+from batch.core.prices import cost, load_prices, price_for
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from batch.errors import RowError
-from batch.ratelimit import RateLimiter
-from batch.ratelimit_headers import throttle_kind
+from batch.core.errors import RowError
+from batch.send.ratelimit.headers import throttle_kind
+from batch.send.ratelimit.limiter import RateLimiter
 from tests.support import FakeTime
 
 
@@ -370,7 +370,7 @@ async def test_a_429_for_a_dearer_request_than_estimated_is_not_a_timing_miss() 
 
 
 async def test_call_pacer_spaces_calls_and_honours_retry_after() -> None:
-    from batch.ratelimit_calls import CallPacer
+    from batch.send.ratelimit.calls import CallPacer
 
     now = [100.0]
     slept: list[float] = []

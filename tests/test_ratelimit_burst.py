@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from batch.ratelimit import RateLimiter
-from batch.ratelimit_burst import BurstLog
+from batch.send.ratelimit.burst import BurstLog
+from batch.send.ratelimit.limiter import RateLimiter
 from tests.support import FakeTime
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from batch.ratelimit import RateLimiter
-from batch.ratelimit_charge import ChargeUnits
+from batch.send.ratelimit.charge import ChargeUnits
+from batch.send.ratelimit.limiter import RateLimiter
 from tests.support import FakeTime
 
 

@@ -24,10 +24,10 @@ import pytest
 
 from batch.cli import main
 from batch.emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
-from batch.report import build_report
-from batch.report_html import render_html
-from batch.results import RESULT_SCHEMA
-from batch.streamstats import ThinnedSample, TokenHistogram, TopN
+from batch.ledger.store import RESULT_SCHEMA
+from batch.report.html import render_html
+from batch.report.job import build_report
+from batch.report.streamstats import ThinnedSample, TokenHistogram, TopN
 from tests.support import API_KEY, Sample, make_image
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -419,7 +419,7 @@ def test_report_never_reads_the_answers(tmp_path: Path) -> None:
     code = (
         "import re, sys\n"
         "from pathlib import Path\n"
-        "from batch.report import build_report\n"
+        "from batch.report.job import build_report\n"
         "r = build_report(Path(sys.argv[1]))\n"
         "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text())\n"
         "print(r.rows, int(hwm.group(1)) // 1024)\n"

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batch.errors import LedgerError, ManifestError
-from batch.manifest import Manifest
-from batch.records import Outcome, PartAnswer
-from batch.results import BUCKET_ROWS, RESULT_COLUMNS, ResultStore, parts_dir_for
+from batch.core.errors import LedgerError, ManifestError
+from batch.core.records import Outcome, PartAnswer
+from batch.inputs.manifest import Manifest
+from batch.ledger.store import BUCKET_ROWS, RESULT_COLUMNS, ResultStore, parts_dir_for
 
 
 def manifest(tmp_path: Path, n: int, name: str = "m.parquet") -> Manifest:

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from batch.errors import (
+from batch.core.errors import (
     ApiError,
     ContentFilteredError,
     FatalApiError,
@@ -15,7 +15,7 @@ from batch.errors import (
     RowError,
     TransientApiError,
 )
-from batch.retry import RetryPolicy, classify_status, make_api_error, parse_retry_after, retry_delay, should_retry
+from batch.send.retry import RetryPolicy, classify_status, make_api_error, parse_retry_after, retry_delay, should_retry
 
 # Wed, 21 Oct 2015 07:28:00 GMT
 DATE = "Wed, 21 Oct 2015 07:28:00 GMT"

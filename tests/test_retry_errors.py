@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch.cli import main
+from batch.core.errors import SpecError
+from batch.core.spec import load_spec, with_overrides
 from batch.emulator import EmbeddedEmulator
-from batch.errors import SpecError
-from batch.spec import load_spec, with_overrides
 from tests.support import Sample
 from tests.test_run import chat_requests
 

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch.cli import main
+from batch.core.spec import load_spec
 from batch.emulator import EmbeddedEmulator
-from batch.runner import Runner
-from batch.spec import load_spec
+from batch.run.runner import Runner
 from tests.support import API_KEY, Sample
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from batch.manifest import _ROLES
-from batch.results import RESULT_SCHEMA
+from batch.inputs.manifest import _ROLES
+from batch.ledger.store import RESULT_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 

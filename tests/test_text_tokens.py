@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from tiktoken_ext import openai_public
 
-from batch import text_tokens
-from batch.text_tokens import (
+from batch.tokens import text as text_tokens
+from batch.tokens.text import (
     REPLY_PRIMING,
     TOKENS_PER_MESSAGE,
     TokenizerError,
@@ -93,7 +93,7 @@ try:
 except Exception as exc:
     result["plain_tiktoken"] = type(exc).__name__
 os.environ["TIKTOKEN_CACHE_DIR"] = os.environ["USER_DIR"]  # a user's own setting, to be kept
-from batch.text_tokens import cache_dir, count_text
+from batch.tokens.text import cache_dir, count_text
 result["o200k"] = count_text("hello world", "o200k_base")
 result["cl100k"] = count_text("tiktoken is great!", "cl100k_base")
 result["cache_dir"] = str(cache_dir())

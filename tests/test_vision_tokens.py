@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from batch.models import ModelInfo, PatchRule, TileRule, lookup_model
-from batch.vision_tokens import image_tokens, patch_count, patch_dims, tile_count, tile_dims
+from batch.core.catalogue import ModelInfo, PatchRule, TileRule, lookup_model
+from batch.tokens.image import image_tokens, patch_count, patch_dims, tile_count, tile_dims
 
 
 def _model(rule: TileRule | PatchRule) -> ModelInfo:

@@ -1,6 +1,6 @@
 """The emulator counts usage like the real service: OpenAI's BPE per model, OpenAI's chat framing.
 
-The reference here is real tiktoken loaded by the client's own loader (``batch.text_tokens``):
+The reference here is real tiktoken loaded by the client's own loader (``batch.tokens.text``):
 the emulator has its own loader (it shares no code with the client), and these tests show the two
 agree to the token, so an estimator that is exact can be seen to be exact against the emulator.
 """
@@ -17,7 +17,7 @@ from batch.emulator import Deployment, EmbeddedEmulator
 from batch.emulator.answers import _FILLER_WORDS
 from batch.emulator.models import rules_for
 from batch.emulator.tokens import ENCODINGS, REPLY_PRIMING, TOKENS_PER_MESSAGE, TokenizerUnavailable, tokenizer
-from batch.text_tokens import get_encoding
+from batch.tokens.text import get_encoding
 
 # Text where a word/punctuation regex and BPE disagree: accents, digits, contractions, CJK, emoji.
 TRICKY = (

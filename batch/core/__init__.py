@@ -1,0 +1,67 @@
+"""The values every stage shares: errors, typed records, the job spec, the model catalogue and prices."""
+
+from .catalogue import ModelInfo, PatchRule, TileRule, lookup_model
+from .errors import (
+    ApiError,
+    BatchError,
+    ContentFilteredError,
+    FatalApiError,
+    ImageError,
+    LedgerError,
+    ManifestError,
+    PermanentApiError,
+    RateLimitedError,
+    RowError,
+    RunStopped,
+    SpecError,
+    TransientApiError,
+    UnknownModelError,
+)
+from .price_json import price_dict, usd_pair
+from .prices import CostMeter, Price, PriceTable, cost, load_prices
+from .records import DETAILS, Completion, Estimate, Outcome, PartAnswer, Status, Usage, WorkItem
+from .spec import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode, apply_endpoint_env, load_spec, with_overrides
+
+__all__ = [
+    "ApiError",
+    "BatchError",
+    "Columns",
+    "Completion",
+    "ContentFilteredError",
+    "CostMeter",
+    "DETAILS",
+    "EndpointSpec",
+    "Estimate",
+    "FatalApiError",
+    "ImageError",
+    "JobSpec",
+    "LedgerError",
+    "ManifestError",
+    "ModelInfo",
+    "OCR_MODES",
+    "OcrMode",
+    "Outcome",
+    "PartAnswer",
+    "PatchRule",
+    "PermanentApiError",
+    "Price",
+    "PriceTable",
+    "RateLimitedError",
+    "RowError",
+    "RunStopped",
+    "SpecError",
+    "Status",
+    "TileRule",
+    "TransientApiError",
+    "UnknownModelError",
+    "Usage",
+    "WorkItem",
+    "apply_endpoint_env",
+    "cost",
+    "load_prices",
+    "load_spec",
+    "lookup_model",
+    "price_dict",
+    "usd_pair",
+    "with_overrides",
+]

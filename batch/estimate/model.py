@@ -1,0 +1,170 @@
+"""The numbers of ``batch estimate``: typed, with :meth:`EstimateReport.to_dict` for ``--json``.
+
+Computed by :func:`batch.estimate.estimate_job`; laid out by :mod:`batch.estimate_render`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..core import Price, price_dict
+
+#: Models the what-if table compares with by default (the job's own model is left out of them).
+DEFAULT_COMPARE = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini")
+#: Share of ``max_tokens`` a reply is assumed to use: an assumption, shown as one.
+DEFAULT_EXPECTED_OUTPUT = 0.6
+#: The size an http(s) image is assumed to have (the run's limiter assumes the same).
+DEFAULT_REMOTE_SIZE = (1024, 1024)
+#: What-if detail settings: ``job`` keeps each row's own detail (else the job's default).
+DETAIL_MODES = ("job", "low", "high", "auto")
+
+ImageSource = Literal["local", "inline", "remote"]
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """USD at standard and at Batch prices: expected (assumed output share) and upper bound (max output)."""
+
+    standard_expected: float
+    standard_max: float
+    batch_expected: float
+    batch_max: float
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Sums over the rows that would be sent: one request and one image per image row, one per
+    page (or packed pages) for documents."""
+
+    rows: int
+    images: int
+    image_tokens: int
+    text_tokens: int
+    max_completion_tokens: int
+    expected_completion_tokens: int
+    costs: Costs
+    minutes: float | None  # at the job's TPM/RPM; None when the job sets neither
+    bound_by: Literal["tokens", "requests"] | None
+    requests: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.image_tokens + self.text_tokens
+
+    @property
+    def admission_tokens(self) -> int:
+        """What Azure charges against TPM when the requests arrive: prompt plus max output."""
+        return self.prompt_tokens + self.max_completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One what-if line: the same rows on ``model`` at ``detail`` (``job`` = each row's own)."""
+
+    model: str
+    detail: str
+    price: str
+    totals: Totals
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSources:
+    local: int = 0  # files: size read from the header
+    inline: int = 0  # data: URLs: size read from the decoded header bytes
+    remote: int = 0  # http(s) URLs: not downloaded, estimated at the assumed size
+    oversize: int = 0  # local files over the service's byte limit: the run downscales them
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRow:
+    id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateReport:
+    """Everything ``batch estimate`` shows; :meth:`to_dict` gives the same numbers for ``--json``."""
+
+    job: str
+    manifest: str
+    deployment: str
+    model: str
+    catalogue_model: str
+    tokenizer: str
+    price: Price
+    expected_output: float
+    tpm: int | None
+    rpm: int | None
+    remote_size: tuple[int, int]
+    rows_read: int
+    total: Totals
+    by_detail: Mapping[str, Totals]
+    images: ImageSources
+    skipped: Mapping[str, int]
+    skipped_examples: tuple[SkippedRow, ...]
+    what_if: tuple[Scenario, ...]
+    addons_if_enabled: Mapping[str, float]
+    notes: tuple[str, ...]
+
+    @property
+    def rows_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "manifest": self.manifest,
+            "deployment": self.deployment,
+            "model": self.model,
+            "catalogue_model": self.catalogue_model,
+            "tokenizer": self.tokenizer,
+            "price": price_dict(self.price),
+            "assumptions": {
+                "expected_output_share": self.expected_output,
+                "auto_detail_estimated_as": "high",
+                "remote_image_size": list(self.remote_size),
+            },
+            "limits": {"tpm": self.tpm, "rpm": self.rpm},
+            "rows_read": self.rows_read,
+            "rows_skipped": self.rows_skipped,
+            "total": _totals_dict(self.total),
+            "by_detail": {d: _totals_dict(t) for d, t in self.by_detail.items()},
+            "images": {
+                "local": self.images.local,
+                "inline": self.images.inline,
+                "remote": self.images.remote,
+                "oversize": self.images.oversize,
+            },
+            "skipped": dict(self.skipped),
+            "skipped_examples": [{"id": s.id, "code": s.code, "message": s.message} for s in self.skipped_examples],
+            "what_if": [
+                {"model": s.model, "detail": s.detail, "price": s.price, **_totals_dict(s.totals)} for s in self.what_if
+            ],
+            "addons_if_enabled": dict(self.addons_if_enabled),
+            "notes": list(self.notes),
+        }
+
+
+def _totals_dict(t: Totals) -> dict[str, Any]:
+    return {
+        "rows": t.rows,
+        "requests": t.requests,
+        "images": t.images,
+        "image_tokens": t.image_tokens,
+        "text_tokens": t.text_tokens,
+        "prompt_tokens": t.prompt_tokens,
+        "max_completion_tokens": t.max_completion_tokens,
+        "expected_completion_tokens": t.expected_completion_tokens,
+        "admission_tokens": t.admission_tokens,
+        "cost_usd": {
+            "standard_expected": t.costs.standard_expected,
+            "standard_max": t.costs.standard_max,
+            "batch_expected": t.costs.batch_expected,
+            "batch_max": t.costs.batch_max,
+        },
+        "minutes": t.minutes,
+        "bound_by": t.bound_by,
+    }

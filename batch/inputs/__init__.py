@@ -1,0 +1,24 @@
+"""What a run reads: the manifest (streamed), images and their structural walk, documents and
+their pages, header probes."""
+
+from .documents import is_document, page_count, page_sizes, parse_pages, render_pages
+from .images import MAX_BYTES, data_url_bytes, load_image, probe_image, to_data_url
+from .manifest import Manifest, ManifestInfo
+from .probe import data_url_size, webp_header_size
+
+__all__ = [
+    "MAX_BYTES",
+    "Manifest",
+    "ManifestInfo",
+    "data_url_bytes",
+    "data_url_size",
+    "is_document",
+    "load_image",
+    "page_count",
+    "page_sizes",
+    "parse_pages",
+    "probe_image",
+    "render_pages",
+    "to_data_url",
+    "webp_header_size",
+]

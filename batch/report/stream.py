@@ -1,0 +1,325 @@
+"""The report's one pass over a result file: running sums of each record batch, in bounded memory.
+
+:class:`Accumulator` keeps integer token sums per *fine group* (detail used x finish reason x
+status x model), the bounded heaps of the most expensive rows and the largest estimate errors,
+the token histograms, a thinned sample for the scatter plot and, when the file has a completion
+time, per-minute sums. :mod:`batch.report_build` turns them into the typed report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..core import BatchError, Price, PriceTable, UnknownModelError
+from .model import ACCURACY_BUCKETS, NONE, RowCost, RowMiss, SamplePoint
+from .streamstats import ThinnedSample, TokenHistogram, TopN
+
+__all__ = [
+    "KEY_COLUMNS",
+    "REQUIRED",
+    "SUMS",
+    "TIMELINE_COLUMN",
+    "Accumulator",
+    "GroupKey",
+    "IntArray",
+    "ReportError",
+]
+
+_BUCKET_EDGES = np.array([-10.0, -5.0, -1.0, 0.0, 1.0, 5.0, 10.0])
+_SAMPLE_CAP = 2000
+_MAX_ERROR_CODES = 50
+TIMELINE_COLUMN = "completed_at"
+_TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens", "estimated_prompt_tokens")
+KEY_COLUMNS = ("detail_used", "finish_reason", "status", "model")
+REQUIRED = (*_TOKEN_COLUMNS, *KEY_COLUMNS)
+# Sums kept per fine group, in this order.
+SUMS = ("rows", "usage_rows", "prompt", "completion", "total", "pairs", "estimated", "actual", "exact")
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+GroupKey = tuple[str, str, str, str]  # detail used, finish reason, status, model
+
+
+class ReportError(BatchError):
+    """The file is not a result file this report can read (not Parquet, missing columns)."""
+
+
+def _ints(column: pa.Array) -> tuple[IntArray, BoolArray]:
+    """Values (nulls as 0) and validity of a token column."""
+    valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
+    values = pc.fill_null(pc.cast(column, pa.int64()), 0).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.int64), valid
+
+
+def _labels(column: pa.Array) -> pa.Array:
+    return pc.fill_null(pc.cast(column, pa.string()), NONE)
+
+
+@dataclass(slots=True)
+class Accumulator:
+    """Running state of one pass; nothing here grows with the number of rows."""
+
+    table: PriceTable
+    top_n: int
+    id_column: str | None
+    timed: bool
+    rows_seen: int = 0
+    groups: dict[GroupKey, IntArray] = field(default_factory=dict)
+    error_codes: dict[str, int] = field(default_factory=dict)
+    prices: dict[str, Price | None] = field(default_factory=dict)  # distinct model names only
+    top: TopN[RowCost] = field(init=False)
+    misses: TopN[RowMiss] = field(init=False)
+    prompt_hist: TokenHistogram = field(default_factory=TokenHistogram)
+    completion_hist: TokenHistogram = field(default_factory=TokenHistogram)
+    buckets: IntArray = field(default_factory=lambda: np.zeros(len(ACCURACY_BUCKETS), dtype=np.int64))
+    within_1pct: int = 0
+    abs_pct_sum: float = 0.0
+    abs_pct_rows: int = 0
+    sample: ThinnedSample[SamplePoint] = field(default_factory=lambda: ThinnedSample(_SAMPLE_CAP))
+    minutes: dict[int, list[int]] = field(default_factory=dict)  # epoch minute -> [tokens, rows]
+
+    def __post_init__(self) -> None:
+        self.top = TopN(self.top_n)
+        self.misses = TopN(self.top_n)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        n = batch.num_rows
+        if n == 0:
+            return
+        rows = np.arange(self.rows_seen, self.rows_seen + n, dtype=np.int64)
+        self.rows_seen += n
+        prompt, has_usage = _ints(batch.column("prompt_tokens"))
+        completion, _ = _ints(batch.column("completion_tokens"))
+        total, _ = _ints(batch.column("total_tokens"))
+        estimated, has_estimate = _ints(batch.column("estimated_prompt_tokens"))
+        keys = {name: _labels(batch.column(name)) for name in KEY_COLUMNS}
+        rate_in, rate_out, batch_in, batch_out = self._rates(batch.column("model"), has_usage, rows, batch)
+        paired = has_usage & has_estimate
+        diff = estimated - prompt
+        exact = paired & (diff == 0)
+
+        self._add_groups(keys, has_usage, prompt, completion, total, paired, estimated, exact)
+        if "error_code" in batch.schema.names:
+            for entry in pc.value_counts(batch.column("error_code").drop_null()).to_pylist():
+                self._count_error(str(entry["values"]), int(entry["counts"]))
+
+        billed = np.nonzero(has_usage)[0]
+        self.prompt_hist.add(prompt[billed])
+        self.completion_hist.add(completion[billed])
+        standard = (prompt * rate_in + completion * rate_out) / 1_000_000
+        at_batch = (prompt * batch_in + completion * batch_out) / 1_000_000
+        self.top.offer(
+            standard[billed],
+            rows[billed],
+            lambda idx: self._row_costs(batch, keys, billed[idx], rows, prompt, completion, total, standard, at_batch),
+        )
+        self._add_accuracy(batch, keys, rows, paired, estimated, prompt, diff)
+        if self.timed:
+            self._add_minutes(batch.column(TIMELINE_COLUMN), has_usage, total)
+
+    # -- pieces of add() --
+
+    def _rates(
+        self, model: pa.Array, has_usage: BoolArray, rows: IntArray, batch: pa.RecordBatch
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Per-row prices (USD per 1M tokens) by the row's model; 0 for rows without usage."""
+        encoded = pc.dictionary_encode(pc.cast(model, pa.string()))
+        index = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        names = [str(x) for x in encoded.dictionary.to_pylist()]
+        unpriced = has_usage & (index < 0)
+        if unpriced.any():
+            i = int(np.argmax(unpriced))
+            raise ReportError(
+                f"row {int(rows[i])}{self._named(batch, i)} has token usage but no model: its cost cannot be priced"
+            )
+        table = np.zeros((len(names) + 1, 4))  # last line: rows without a model (no usage either)
+        for j, name in enumerate(names):
+            price = self._price(name, required=bool((has_usage & (index == j)).any()))
+            if price is not None:
+                table[j] = (price.input, price.output, price.batch_input, price.batch_output)
+        per_row = table[index]  # index -1 picks the zero line
+        zero = ~has_usage
+        per_row[zero] = 0.0
+        return per_row[:, 0], per_row[:, 1], per_row[:, 2], per_row[:, 3]
+
+    def _price(self, name: str, *, required: bool) -> Price | None:
+        if name not in self.prices:
+            try:
+                self.prices[name] = self.table.price_for(name)
+            except UnknownModelError:
+                self.prices[name] = None
+        price = self.prices[name]
+        if price is None and required:
+            self.table.price_for(name)  # raises the pricing module's message (how to add a price)
+        return price
+
+    def _named(self, batch: pa.RecordBatch, i: int) -> str:
+        if self.id_column is None:
+            return ""
+        return f" (id {batch.column(self.id_column)[i].as_py()!r})"
+
+    def _add_groups(
+        self,
+        keys: Mapping[str, pa.Array],
+        has_usage: BoolArray,
+        prompt: IntArray,
+        completion: IntArray,
+        total: IntArray,
+        paired: BoolArray,
+        estimated: IntArray,
+        exact: BoolArray,
+    ) -> None:
+        values = {
+            "rows": np.ones(len(prompt), dtype=np.int64),
+            "usage_rows": has_usage.astype(np.int64),
+            "prompt": prompt,
+            "completion": completion,
+            "total": total,
+            "pairs": paired.astype(np.int64),
+            "estimated": np.where(paired, estimated, 0),
+            "actual": np.where(paired, prompt, 0),
+            "exact": exact.astype(np.int64),
+        }
+        grouped = (
+            pa.table({**{k: keys[k] for k in KEY_COLUMNS}, **values})
+            .group_by(list(KEY_COLUMNS))
+            .aggregate([(name, "sum") for name in SUMS])
+            .to_pydict()
+        )
+        for i in range(len(grouped["model"])):
+            key = (grouped["detail_used"][i], grouped["finish_reason"][i], grouped["status"][i], grouped["model"][i])
+            sums = np.array([grouped[f"{name}_sum"][i] for name in SUMS], dtype=np.int64)
+            if key in self.groups:
+                self.groups[key] += sums
+            else:
+                self.groups[key] = sums
+
+    def _count_error(self, code: str, count: int) -> None:
+        if code not in self.error_codes and len(self.error_codes) >= _MAX_ERROR_CODES:
+            code = "(other)"
+        self.error_codes[code] = self.error_codes.get(code, 0) + count
+
+    def _row_costs(
+        self,
+        batch: pa.RecordBatch,
+        keys: Mapping[str, pa.Array],
+        idx: IntArray,
+        rows: IntArray,
+        prompt: IntArray,
+        completion: IntArray,
+        total: IntArray,
+        standard: FloatArray,
+        at_batch: FloatArray,
+    ) -> list[RowCost]:
+        ids = self._ids(batch, idx, rows)
+        picked = {name: keys[name].take(pa.array(idx)).to_pylist() for name in KEY_COLUMNS}
+        return [
+            RowCost(
+                row=int(rows[i]),
+                id=ids[k],
+                model=picked["model"][k],
+                detail=picked["detail_used"][k],
+                status=picked["status"][k],
+                finish_reason=picked["finish_reason"][k],
+                prompt_tokens=int(prompt[i]),
+                completion_tokens=int(completion[i]),
+                total_tokens=int(total[i]),
+                cost_standard=float(standard[i]),
+                cost_batch=float(at_batch[i]),
+            )
+            for k, i in enumerate(idx.tolist())
+        ]
+
+    def _ids(self, batch: pa.RecordBatch, idx: IntArray, rows: IntArray) -> list[str]:
+        if self.id_column is None:
+            return [f"#{int(rows[i])}" for i in idx.tolist()]
+        return [str(v) for v in batch.column(self.id_column).take(pa.array(idx)).to_pylist()]
+
+    def _add_accuracy(
+        self,
+        batch: pa.RecordBatch,
+        keys: Mapping[str, pa.Array],
+        rows: IntArray,
+        paired: BoolArray,
+        estimated: IntArray,
+        actual: IntArray,
+        diff: IntArray,
+    ) -> None:
+        where = np.nonzero(paired)[0]
+        if len(where) == 0:
+            return
+        d, a = diff[where], actual[where]
+        positive = a > 0
+        pct = np.where(positive, d * 100.0 / np.maximum(a, 1), np.where(d > 0, np.inf, np.where(d < 0, -np.inf, 0.0)))
+        self.abs_pct_sum += float(np.abs(pct[positive]).sum())
+        self.abs_pct_rows += int(np.count_nonzero(positive))
+        self.within_1pct += int(np.count_nonzero(np.abs(pct) <= 1.0))
+        is_exact = d == 0
+        self.buckets[4] += int(np.count_nonzero(is_exact))
+        off_pct = pct[~is_exact]
+        # Below zero the buckets are [low, high), above (low, high]: exactly -1% and +1% are "within 1%".
+        slot = np.where(
+            off_pct < 0, np.digitize(off_pct, _BUCKET_EDGES), np.digitize(off_pct, _BUCKET_EDGES, right=True)
+        )
+        slot = np.where(slot >= 4, slot + 1, slot)  # skip the "exact" bucket
+        self.buckets += np.bincount(slot, minlength=len(ACCURACY_BUCKETS)).astype(np.int64)
+
+        details = keys["detail_used"]
+        off = where[~is_exact]
+        self.misses.offer(
+            np.abs(diff[off]).astype(np.float64),
+            rows[off],
+            lambda idx: self._misses(batch, details, off[idx], rows, estimated, actual),
+        )
+        self._add_sample(details, where, rows, estimated, actual)
+
+    def _misses(
+        self,
+        batch: pa.RecordBatch,
+        details: pa.Array,
+        idx: IntArray,
+        rows: IntArray,
+        estimated: IntArray,
+        actual: IntArray,
+    ) -> list[RowMiss]:
+        ids = self._ids(batch, idx, rows)
+        names = details.take(pa.array(idx)).to_pylist()
+        return [
+            RowMiss(int(rows[i]), ids[k], names[k], int(estimated[i]), int(actual[i]))
+            for k, i in enumerate(idx.tolist())
+        ]
+
+    def _add_sample(
+        self, details: pa.Array, where: IntArray, rows: IntArray, estimated: IntArray, actual: IntArray
+    ) -> None:
+        take = where[self.sample.wanted(rows[where])]
+        names = details.take(pa.array(take)).to_pylist()
+        self.sample.extend(
+            [int(rows[i]) for i in take.tolist()],
+            [SamplePoint(int(estimated[i]), int(actual[i]), str(names[k])) for k, i in enumerate(take.tolist())],
+        )
+
+    def _add_minutes(self, column: pa.Array, has_usage: BoolArray, total: IntArray) -> None:
+        ms = pc.cast(pc.cast(column, pa.timestamp("ms")), pa.int64())
+        valid = np.asarray(ms.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_) & has_usage
+        minute = np.asarray(pc.fill_null(ms, 0).to_numpy(zero_copy_only=False), dtype=np.int64) // 60_000
+        for m, tokens, count in _sum_by(minute[valid], total[valid]):
+            slot = self.minutes.setdefault(m, [0, 0])
+            slot[0] += tokens
+            slot[1] += count
+
+
+def _sum_by(keys: IntArray, values: IntArray) -> list[tuple[int, int, int]]:
+    """(key, sum of values, count) per distinct key."""
+    if len(keys) == 0:
+        return []
+    uniq, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=values.astype(np.float64), minlength=len(uniq))
+    return [(int(k), int(round(s)), int(c)) for k, s, c in zip(uniq, sums, counts, strict=True)]

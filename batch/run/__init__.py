@@ -1,0 +1,6 @@
+"""The asyncio worker pool that takes rows from the manifest through plan and send into the ledger, with progress."""
+
+from .progress import RunSummary
+from .runner import run_job
+
+__all__ = ["RunSummary", "run_job"]

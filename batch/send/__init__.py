@@ -1,0 +1,28 @@
+"""Putting requests on the wire: the HTTP client, status to error mapping, the retry loop,
+pacing (``ratelimit/``), the in-flight window, Azure AI Vision read."""
+
+from .http import ChatClient, Credential, KeyCredential, Reply, Target, credential_for, fatal_advice
+from .inflight import ByteBudget, LiveStats, Window
+from .ratelimit.headers import throttle_kind
+from .ratelimit.limiter import RateLimiter
+from .retry import RetryPolicy, retry_delay, should_retry
+from .vision_read import AzureRead
+
+__all__ = [
+    "AzureRead",
+    "ByteBudget",
+    "ChatClient",
+    "Credential",
+    "KeyCredential",
+    "LiveStats",
+    "RateLimiter",
+    "Reply",
+    "RetryPolicy",
+    "Target",
+    "Window",
+    "credential_for",
+    "fatal_advice",
+    "retry_delay",
+    "should_retry",
+    "throttle_kind",
+]
