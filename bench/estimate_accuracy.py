@@ -292,7 +292,7 @@ def report_scale(folder: Path, rows: int) -> None:
     import numpy as np
     import pyarrow.compute as pc
 
-    from batch.ledger.store import RESULT_SCHEMA
+    from batch.ledger.schema import RESULT_SCHEMA
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "results.parquet"

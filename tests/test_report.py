@@ -24,7 +24,7 @@ import pytest
 
 from batch.cli import main
 from batch.emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
-from batch.ledger.store import RESULT_SCHEMA
+from batch.ledger.schema import RESULT_SCHEMA
 from batch.report.html import render_html
 from batch.report.job import build_report
 from batch.report.streamstats import ThinnedSample, TokenHistogram, TopN

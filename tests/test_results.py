@@ -13,7 +13,9 @@ import pytest
 from batch.core.errors import LedgerError, ManifestError
 from batch.core.records import Outcome, PartAnswer
 from batch.inputs.manifest import Manifest
-from batch.ledger.store import BUCKET_ROWS, RESULT_COLUMNS, ResultStore, parts_dir_for
+from batch.ledger.parts import BUCKET_ROWS, parts_dir_for
+from batch.ledger.schema import RESULT_COLUMNS
+from batch.ledger.store import ResultStore
 
 
 def manifest(tmp_path: Path, n: int, name: str = "m.parquet") -> Manifest:
@@ -121,8 +123,8 @@ def test_journal_makes_every_finished_row_durable_at_once(tmp_path: Path) -> Non
     store.flush(store.take_buffer())  # rows 0..11 in parts, their journal gone
     for i in range(12, 17):
         store.add(ok(i))  # rows 12..16 only in the journal: then the process dies
-    assert store._journal is not None
-    store._journal.close()  # as the OS does for a killed process
+    assert store._journal.is_open
+    store._journal.take()  # the file closed, as the OS does for a killed process
     journal = next(parts_dir_for(out).glob("journal-*.jsonl"))
     with open(journal, "a") as f:
         f.write('{"index": 17, "status": "o')  # a line torn by the kill
@@ -151,8 +153,8 @@ def test_journal_and_parts_keep_every_field(tmp_path: Path) -> None:
     store = ResultStore(out, m.check(), flush_rows=1000, flush_seconds=1000)
     store.open()
     store.add(full)
-    assert store._journal is not None
-    store._journal.close()  # killed before the flush
+    assert store._journal.is_open
+    store._journal.take()  # the file closed: killed before the flush
     journal = next(parts_dir_for(out).glob("journal-*.jsonl"))
     assert json.loads(journal.read_text()) == json.loads(json.dumps(asdict(full)))
     again = ResultStore(out, m.check())

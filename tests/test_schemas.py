@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from batch.inputs.manifest import _ROLES
-from batch.ledger.store import RESULT_SCHEMA
+from batch.ledger.schema import RESULT_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 

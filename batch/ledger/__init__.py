@@ -1,5 +1,6 @@
 """What a run has done, on disk: journal, part files, resume state, and the one assembled result file."""
 
-from .store import RESULT_SCHEMA, ResultStore
+from .schema import RESULT_SCHEMA
+from .store import ResultStore
 
 __all__ = ["RESULT_SCHEMA", "ResultStore"]
