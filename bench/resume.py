@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from batch.core.records import Outcome  # noqa: E402
+from batch.core.records import Answer, Outcome, Usage  # noqa: E402
 from batch.inputs.manifest import Manifest  # noqa: E402
 from batch.ledger.store import ResultStore  # noqa: E402
 
@@ -56,10 +56,7 @@ def main() -> None:
                     Outcome(
                         int(i),
                         "ok",
-                        answer="a caption of some length",
-                        prompt_tokens=300,
-                        completion_tokens=40,
-                        total_tokens=340,
+                        answer=Answer("a caption of some length", "stop", Usage(300, 40, 340), "gpt-4o"),
                         attempts=1,
                     )
                     for i in idx[start : start + 500]

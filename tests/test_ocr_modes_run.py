@@ -128,14 +128,15 @@ def test_enhancements_return_grounding_for_gpt4_vision_preview(
     png, tiff = results(tmp_path)
     assert png["status"] == tiff["status"] == "ok"
     assert png["finish_reason"] in ("stop", "length")  # the legacy object form, normalised
-    grounding = json.loads(png["grounding"])
-    assert grounding[0]["page"] is None
-    lines = grounding[0]["lines"]
+    lines = png["grounding"]  # a typed column: lines of {page, text, spans: [{text, offset, length, polygon}]}
+    assert lines and all(line["page"] is None for line in lines)
     assert any(AMOUNTS[3] in line["text"] for line in lines)
     assert all(len(span["polygon"]) == 4 for line in lines for span in line["spans"])
+    assert all(set(point) == {"x", "y"} for line in lines for span in line["spans"] for point in span["polygon"])
+    answer = png["answer"]
+    assert all(answer[s["offset"] : s["offset"] + s["length"]] == s["text"] for line in lines for s in line["spans"])
     # The enhancements take one image per call: packing is off, one request per page.
-    tiff_grounding = json.loads(tiff["grounding"])
-    assert [g["page"] for g in tiff_grounding] == [1, 2]
+    assert sorted({line["page"] for line in tiff["grounding"]}) == [1, 2]
     assert [p["pages"] for p in tiff["page_answers"]] == [[1], [2]]
     calls = [r for r in vision_emulator.requests() if r["route"] == "azure-extensions"]
     assert len(calls) == 3 and all(len(r["images"]) == 1 for r in calls)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,8 +10,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch.core.errors import LedgerError, ManifestError
-from batch.core.records import Outcome, PartAnswer
+from batch.core.records import (
+    Answer,
+    Failure,
+    GroundingLine,
+    GroundingSpan,
+    Outcome,
+    Pages,
+    PartAnswer,
+    Point,
+    Sent,
+    Usage,
+)
 from batch.inputs.manifest import Manifest
+from batch.ledger.journal import read_journal
 from batch.ledger.parts import BUCKET_ROWS, parts_dir_for
 from batch.ledger.schema import RESULT_COLUMNS
 from batch.ledger.store import ResultStore
@@ -35,7 +46,7 @@ def manifest(tmp_path: Path, n: int, name: str = "m.parquet") -> Manifest:
 
 
 def ok(i: int) -> Outcome:
-    return Outcome(i, "ok", answer=f"answer {i}", prompt_tokens=i, completion_tokens=1, total_tokens=i + 1)
+    return Outcome(i, "ok", answer=Answer(f"answer {i}", "stop", Usage(i, 1, i + 1), "gpt-4o"))
 
 
 def test_resume_reads_parts_and_assembles_in_order(tmp_path: Path) -> None:
@@ -52,7 +63,7 @@ def test_resume_reads_parts_and_assembles_in_order(tmp_path: Path) -> None:
     assert again.open() == n // 2
     assert not again.done[0] and again.done[n - 1]
     again.write_parts([ok(i) for i in order[n // 2 :]])
-    again.write_parts([Outcome(3, "error", error_code="x")])  # a later outcome of a row wins
+    again.write_parts([Outcome(3, "error", error=Failure("x", None))])  # a later outcome of a row wins
     assert again.assemble(m) == n
     t = pq.read_table(out)
     assert t.column_names == ["id", "image", "keep", *RESULT_COLUMNS]
@@ -143,32 +154,43 @@ def test_journal_and_parts_keep_every_field(tmp_path: Path) -> None:
     page answers and page numbers included, and lands in the result file the same way."""
     m = manifest(tmp_path, 2)
     out = tmp_path / "r.parquet"
+    polygon = (Point(1.0, 2.0), Point(3.5, 2.0), Point(3.5, 4.0), Point(1.0, 4.0))
+    grounding = (GroundingLine("Total 1,234.56", (GroundingSpan("1,234.56", 6, 8, polygon),), page=2),)
     full = Outcome(
-        0, "ok", answer="a", finish_reason="stop", prompt_tokens=5, completion_tokens=2, total_tokens=7,
-        attempts=2, latency_ms=1.5, request_id="q", model="gpt-4o", detail_used="low", estimated_image_tokens=85,
-        estimated_prompt_tokens=90, image_note="n", pages_processed=(1, 2),
-        page_answers=(PartAnswer((1,), "ok", answer="p1"), PartAnswer((2,), "error", error_code="x")),
-        ocr_text="t", grounding="g", completed_at=1_700_000_000.25,
+        0, "ok", answer=Answer("a", "stop", Usage(5, 2, 7), "gpt-4o"), error=Failure("x", "partly failed"),
+        sent=Sent("low", 85, 90, "n"),
+        pages=Pages((1, 2), (PartAnswer((1,), "ok", answer="p1"), PartAnswer((2,), "error", error_code="x"))),
+        ocr_text="t", grounding=grounding, attempts=2, latency_ms=1.5, request_id="q", completed_at=1_700_000_000.25,
     )  # fmt: skip
+    expected = {
+        "answer": "a", "finish_reason": "stop", "prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
+        "status": "ok", "error_code": "x", "error_message": "partly failed", "attempts": 2, "latency_ms": 1.5,
+        "request_id": "q", "model": "gpt-4o", "detail_used": "low", "estimated_image_tokens": 85,
+        "estimated_prompt_tokens": 90, "image_note": "n", "pages_processed": [1, 2],
+        "page_answers": [
+            {"pages": [1], "status": "ok", "answer": "p1", "finish_reason": None, "prompt_tokens": None,
+             "completion_tokens": None, "request_id": None, "ocr_text": None, "error_code": None},
+            {"pages": [2], "status": "error", "answer": None, "finish_reason": None, "prompt_tokens": None,
+             "completion_tokens": None, "request_id": None, "ocr_text": None, "error_code": "x"},
+        ],
+        "ocr_text": "t",
+        "grounding": [
+            {"page": 2, "text": "Total 1,234.56", "spans": [{"text": "1,234.56", "offset": 6, "length": 8,
+             "polygon": [{"x": 1.0, "y": 2.0}, {"x": 3.5, "y": 2.0}, {"x": 3.5, "y": 4.0}, {"x": 1.0, "y": 4.0}]}]},
+        ],
+    }  # fmt: skip
     store = ResultStore(out, m.check(), flush_rows=1000, flush_seconds=1000)
     store.open()
     store.add(full)
     assert store._journal.is_open
     store._journal.take()  # the file closed: killed before the flush
     journal = next(parts_dir_for(out).glob("journal-*.jsonl"))
-    assert json.loads(journal.read_text()) == json.loads(json.dumps(asdict(full)))
+    assert json.loads(journal.read_text()) == {"index": 0, **expected, "completed_at": 1_700_000_000.25}
+    assert read_journal(journal, 2) == [full]  # the typed parts come back as they were
     again = ResultStore(out, m.check())
     assert again.open() == 1
     again.write_parts([ok(1)])
     again.assemble(m)
     row = pq.read_table(out).to_pylist()[0]
-    expected = asdict(full)
-    for name in RESULT_COLUMNS:
-        if name == "completed_at":
-            assert row[name].timestamp() == 1_700_000_000.25
-        elif name == "pages_processed":
-            assert row[name] == [1, 2]
-        elif name == "page_answers":
-            assert row[name] == [{**a, "pages": list(a["pages"])} for a in expected["page_answers"]]
-        else:
-            assert row[name] == expected[name], name
+    assert row.pop("completed_at").timestamp() == 1_700_000_000.25
+    assert {name: row[name] for name in RESULT_COLUMNS if name != "completed_at"} == expected

@@ -19,10 +19,33 @@ from .errors import (
 )
 from .price_json import price_dict, usd_pair
 from .prices import CostMeter, Price, PriceTable, cost, load_prices
-from .records import DETAILS, Completion, Estimate, Outcome, PartAnswer, Status, Usage, WorkItem
+from .records import (
+    DETAILS,
+    Answer,
+    Completion,
+    Estimate,
+    Failure,
+    GroundingLine,
+    GroundingSpan,
+    Outcome,
+    Pages,
+    PartAnswer,
+    Point,
+    Sent,
+    Status,
+    Usage,
+    WorkItem,
+)
 from .spec import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode, apply_endpoint_env, load_spec, with_overrides
 
 __all__ = [
+    "Sent",
+    "Point",
+    "Pages",
+    "GroundingSpan",
+    "GroundingLine",
+    "Failure",
+    "Answer",
     "ApiError",
     "BatchError",
     "Columns",

@@ -39,7 +39,32 @@ class Completion:
     usage: Usage | None
     request_id: str | None
     model: str | None
-    grounding: str | None = None  # JSON of the legacy enhancements.grounding, when the reply has one
+    grounding: tuple[GroundingLine, ...] | None = None  # the legacy enhancements.grounding.lines
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    x: float
+    y: float
+
+
+@dataclass(frozen=True, slots=True)
+class GroundingSpan:
+    """A word of the answer tied to the image: ``offset``/``length`` in code points of the answer."""
+
+    text: str
+    offset: int
+    length: int
+    polygon: tuple[Point, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroundingLine:
+    """One OCR line the legacy Vision enhancement grounded; ``page`` is set for a document's pages."""
+
+    text: str
+    spans: tuple[GroundingSpan, ...]
+    page: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,28 +104,71 @@ class PartAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """What the service answered for a row, and what it billed (``usage``) under which model."""
+
+    text: str | None
+    finish_reason: str | None
+    usage: Usage | None
+    model: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a row has no answer: an error code (``image_corrupt``, ``429``, ``timeout`` ...) and a message."""
+
+    code: str | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """How a row was sent: the detail level and what its requests were estimated at before sending."""
+
+    detail: str
+    image_tokens: int | None
+    prompt_tokens: int | None
+    image_note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pages:
+    """A row sent as several requests (a document's pages): the pages answered and each request's part."""
+
+    processed: tuple[int, ...]
+    answers: tuple[PartAnswer, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
-    """The final result of one row: exactly one per manifest row ends up in the result file."""
+    """The final result of one row: exactly one per manifest row ends up in the result file.
+
+    A small core (position, status, attempts, timing) plus typed parts: ``answer`` when the
+    service answered, ``error`` when the row failed (always, for status ``error``), ``sent`` once
+    a request was built, ``pages`` for a row of several requests, and what OCR read.
+    """
 
     index: int
     status: Status
-    answer: str | None = None
-    finish_reason: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-    error_code: str | None = None
-    error_message: str | None = None
+    answer: Answer | None = None
+    error: Failure | None = None
+    sent: Sent | None = None
+    pages: Pages | None = None
+    ocr_text: str | None = None
+    grounding: tuple[GroundingLine, ...] | None = None
     attempts: int = 0
     latency_ms: float | None = None
     request_id: str | None = None
-    model: str | None = None
-    detail_used: str | None = None
-    estimated_image_tokens: int | None = None
-    estimated_prompt_tokens: int | None = None
-    image_note: str | None = None
-    pages_processed: tuple[int, ...] | None = None  # 1-based pages a document row was answered for
-    page_answers: tuple[PartAnswer, ...] | None = None  # one per request, when a row took several
-    ocr_text: str | None = None
-    grounding: str | None = None
     completed_at: float | None = None  # Unix time the outcome was recorded (set by the result store)
+
+    def __post_init__(self) -> None:
+        if self.status == "error" and self.error is None:
+            raise ValueError(f"row {self.index}: an error outcome needs its Failure")
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.answer.usage if self.answer is not None else None
+
+    @property
+    def error_code(self) -> str | None:
+        return self.error.code if self.error is not None else None

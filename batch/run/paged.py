@@ -19,20 +19,35 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from PIL import Image
 
-from ..core import OCR_MODES, JobSpec, ModelInfo, OcrMode, Outcome, PartAnswer, RowError, Status, WorkItem
+from ..core import (
+    OCR_MODES,
+    Answer,
+    Failure,
+    GroundingLine,
+    JobSpec,
+    ModelInfo,
+    OcrMode,
+    Outcome,
+    Pages,
+    PartAnswer,
+    RowError,
+    Sent,
+    Status,
+    Usage,
+    WorkItem,
+)
 from ..inputs import is_document, load_image, page_count, parse_pages, render_pages, to_data_url
 from ..ocr import LocalOcrPool, format_ocr_hint
 from ..plan import ImageRef, PreparedRequest, RequestBuilder, RowPlan, data_url_size
@@ -298,65 +313,90 @@ def merge_parts(index: int, parts: list[PartResult], detail: str, *, started: fl
     outs = [p.outcome for p in parts]
     failed = next((p for p in parts if p.outcome.status == "error"), None)
     status: Status = "error" if failed else ("filtered" if any(o.status == "filtered" for o in outs) else "ok")
-    reasons = [o.finish_reason for o in outs if o.finish_reason is not None]
-    groundings = [
-        {"page": p.pages[0] if document and p.pages else None, **_grounding_obj(p.outcome.grounding)}
-        for p in parts
-        if p.outcome.grounding is not None
-    ]
     if not document and len(parts) == 1:
         only = parts[0]
-        answer, ocr_text, page_answers, pages = only.outcome.answer, _ocr_text(only.ocr), None, None
+        text, ocr_text, pages = _text(only.outcome), _ocr_text(only.ocr), None
     else:
-        answer = _join(parts, lambda p: p.outcome.answer)
+        text = _join(parts, lambda p: _text(p.outcome))
         ocr_text = _ocr_text(tuple(page for p in parts for page in p.ocr))
-        page_answers = tuple(_part_answer(p) for p in parts)
-        pages = tuple(n for p in parts if p.outcome.status != "error" for n in p.pages)
-    first_error = failed.outcome if failed else None
-    where = f"page {_label(failed.pages)}: " if failed and failed.pages else ""
+        processed = tuple(n for p in parts if p.outcome.status != "error" for n in p.pages)
+        pages = Pages(processed, tuple(_part_answer(p) for p in parts))
+    error = None
+    if failed is not None and failed.outcome.error is not None:
+        where = f"page {_label(failed.pages)}: " if failed.pages else ""
+        e = failed.outcome.error
+        error = Failure(e.code, f"{where}{e.message}" if e.message else None)
+    sents = [o.sent for o in outs if o.sent is not None]
     return Outcome(
         index,
         status,
-        answer=answer,
-        finish_reason=next((r for r in reasons if r != "stop"), reasons[0] if reasons else None),
-        prompt_tokens=_sum(o.prompt_tokens for o in outs),
-        completion_tokens=_sum(o.completion_tokens for o in outs),
-        total_tokens=_sum(o.total_tokens for o in outs),
-        error_code=first_error.error_code if first_error else None,
-        error_message=f"{where}{first_error.error_message}" if first_error and first_error.error_message else None,
+        answer=_merged_answer(text, outs),
+        error=error,
+        sent=Sent(
+            detail,
+            _sum(s.image_tokens for s in sents),
+            _sum(s.prompt_tokens for s in sents),
+            "; ".join(dict.fromkeys(s.image_note for s in sents if s.image_note)) or None,
+        ),
+        pages=pages,
+        ocr_text=ocr_text,
+        grounding=_grounding(parts, document),
         attempts=sum(o.attempts for o in outs),
         latency_ms=(time.monotonic() - started) * 1000,
         request_id=outs[-1].request_id if outs else None,
-        model=next((o.model for o in outs if o.model), None),
-        detail_used=detail,
-        estimated_image_tokens=_sum(o.estimated_image_tokens for o in outs),
-        estimated_prompt_tokens=_sum(o.estimated_prompt_tokens for o in outs),
-        image_note="; ".join(dict.fromkeys(o.image_note for o in outs if o.image_note)) or None,
-        pages_processed=pages,
-        page_answers=page_answers,
-        ocr_text=ocr_text,
-        grounding=json.dumps(groundings, ensure_ascii=False) if groundings else None,
     )
+
+
+def _merged_answer(text: str | None, outs: list[Outcome]) -> Answer | None:
+    answers = [o.answer for o in outs if o.answer is not None]
+    if not answers:
+        return None
+    reasons = [a.finish_reason for a in answers if a.finish_reason is not None]
+    usages = [a.usage for a in answers if a.usage is not None]
+    usage = None
+    if usages:
+        usage = Usage(
+            sum(u.prompt_tokens for u in usages),
+            sum(u.completion_tokens for u in usages),
+            sum(u.total_tokens for u in usages),
+        )
+    return Answer(
+        text,
+        next((r for r in reasons if r != "stop"), reasons[0] if reasons else None),
+        usage,
+        next((a.model for a in answers if a.model), None),
+    )
+
+
+def _grounding(parts: list[PartResult], document: bool) -> tuple[GroundingLine, ...] | None:
+    """Every request's grounded lines, each tagged with its page in a document."""
+    lines = tuple(
+        replace(line, page=p.pages[0] if document and p.pages else None)
+        for p in parts
+        if p.outcome.grounding is not None
+        for line in p.outcome.grounding
+    )
+    return lines if any(p.outcome.grounding is not None for p in parts) else None
+
+
+def _text(o: Outcome) -> str | None:
+    return o.answer.text if o.answer is not None else None
 
 
 def _part_answer(p: PartResult) -> PartAnswer:
     o = p.outcome
+    usage = o.usage
     return PartAnswer(
         pages=p.pages,
         status=o.status,
-        answer=o.answer,
-        finish_reason=o.finish_reason,
-        prompt_tokens=o.prompt_tokens,
-        completion_tokens=o.completion_tokens,
+        answer=_text(o),
+        finish_reason=o.answer.finish_reason if o.answer is not None else None,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
         request_id=o.request_id,
         ocr_text=_ocr_text(p.ocr, headers=len(p.ocr) > 1),
         error_code=o.error_code,
     )
-
-
-def _grounding_obj(raw: str) -> dict[str, Any]:
-    doc = json.loads(raw)
-    return doc if isinstance(doc, dict) else {"lines": doc}
 
 
 def _is_document_row(parts: list[PartResult]) -> bool:

@@ -40,8 +40,9 @@ class Tally:
             self.error += 1
             key = o.error_code or "unknown"
             self.error_codes[key] = self.error_codes.get(key, 0) + 1
-        self.prompt_tokens += o.prompt_tokens or 0
-        self.completion_tokens += o.completion_tokens or 0
+        if o.usage is not None:
+            self.prompt_tokens += o.usage.prompt_tokens
+            self.completion_tokens += o.usage.completion_tokens
 
     @property
     def finished(self) -> int:

@@ -24,9 +24,11 @@ from typing import Any
 import aiohttp
 
 from ..core import (
+    Answer,
     ApiError,
     ContentFilteredError,
     CostMeter,
+    Failure,
     FatalApiError,
     JobSpec,
     OcrMode,
@@ -34,6 +36,7 @@ from ..core import (
     RateLimitedError,
     RowError,
     RunStopped,
+    Sent,
     Status,
     TransientApiError,
     WorkItem,
@@ -134,7 +137,7 @@ class Runner:
             if req is None:
                 return await self._process_pages(client, item, mode)
         except RowError as exc:
-            return Outcome(item.index, "error", error_code=exc.code, error_message=str(exc))
+            return Outcome(item.index, "error", error=Failure(exc.code, str(exc)))
         return await self._send_held(client, item, req)
 
     def _build_image_row(self, item: WorkItem) -> PreparedRequest | None:
@@ -227,20 +230,12 @@ class Runner:
             return Outcome(
                 item.index,
                 status,
-                answer=c.answer,
-                finish_reason=c.finish_reason,
-                prompt_tokens=c.usage.prompt_tokens if c.usage else None,
-                completion_tokens=c.usage.completion_tokens if c.usage else None,
-                total_tokens=c.usage.total_tokens if c.usage else None,
+                answer=Answer(c.answer, c.finish_reason, c.usage, c.model),
+                sent=_sent(req),
+                grounding=c.grounding,
                 attempts=attempts,
                 latency_ms=(time.monotonic() - started) * 1000,
                 request_id=c.request_id,
-                model=c.model,
-                detail_used=req.detail,
-                estimated_image_tokens=req.estimate.image_tokens,
-                estimated_prompt_tokens=req.estimate.prompt_tokens,
-                image_note=req.image_note,
-                grounding=c.grounding,
             )
         if self._stop.is_set():
             return None
@@ -278,15 +273,11 @@ class Runner:
         return Outcome(
             item.index,
             status,
-            error_code=code if code is not None else (exc.code if exc else None),
-            error_message=msg,
+            error=Failure(code if code is not None else (exc.code if exc else None), msg),
+            sent=_sent(req),
             attempts=attempts,
             latency_ms=(time.monotonic() - started) * 1000,
             request_id=exc.request_id if exc else None,
-            detail_used=req.detail,
-            estimated_image_tokens=req.estimate.image_tokens,
-            estimated_prompt_tokens=req.estimate.prompt_tokens,
-            image_note=req.image_note,
         )
 
     def _halt(self, reason: str) -> None:
@@ -404,12 +395,8 @@ class Runner:
                 try:
                     outcome = await self.process(client, item)
                 except Exception as exc:  # a bug must cost one row, never a silent worker death
-                    outcome = Outcome(
-                        item.index,
-                        "error",
-                        error_code="internal_error",
-                        error_message=f"unexpected {type(exc).__name__}: {exc}"[:600],
-                    )
+                    message = f"unexpected {type(exc).__name__}: {exc}"[:600]
+                    outcome = Outcome(item.index, "error", error=Failure("internal_error", message))
                 if outcome is not None:
                     # Journaled before the row leaves the window: a kill can lose only rows in it.
                     self._record(outcome, bar)
@@ -419,7 +406,10 @@ class Runner:
     def _record(self, o: Outcome, bar: ProgressBar) -> None:
         self.store.add(o)
         self.tally.add(o)
-        standard, batch = self._costs.add(o.model, o.prompt_tokens, o.completion_tokens)
+        usage, model = o.usage, o.answer.model if o.answer is not None else None
+        standard, batch = self._costs.add(
+            model, usage.prompt_tokens if usage else None, usage.completion_tokens if usage else None
+        )
         self.tally.cost_usd += standard
         self.tally.batch_cost_usd += batch
         self.tally.unpriced_models |= self._costs.unpriced
@@ -450,6 +440,10 @@ class Runner:
             target = self._window_target()
             if target != window.size:
                 await window.resize(target)
+
+
+def _sent(req: PreparedRequest) -> Sent:
+    return Sent(req.detail, req.estimate.image_tokens, req.estimate.prompt_tokens, req.image_note)
 
 
 async def run_job(

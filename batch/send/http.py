@@ -19,7 +19,17 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from ..core import Completion, EndpointSpec, FatalApiError, SpecError, TransientApiError, Usage
+from ..core import (
+    Completion,
+    EndpointSpec,
+    FatalApiError,
+    GroundingLine,
+    GroundingSpan,
+    Point,
+    SpecError,
+    TransientApiError,
+    Usage,
+)
 from .retry import make_api_error
 
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -178,8 +188,27 @@ def parse_completion(body: Mapping[str, Any], headers: Mapping[str, str]) -> Com
         usage=usage,
         request_id=headers.get("x-request-id") or headers.get("apim-request-id") or body.get("id"),
         model=body.get("model"),
-        grounding=json.dumps(grounding, ensure_ascii=False) if grounding is not None else None,
+        grounding=parse_grounding(grounding) if grounding is not None else None,
     )
+
+
+def parse_grounding(grounding: Any) -> tuple[GroundingLine, ...]:
+    """``enhancements.grounding``'s lines, typed; malformed lines, spans or points are skipped."""
+    lines = grounding.get("lines") if isinstance(grounding, Mapping) else grounding
+    out: list[GroundingLine] = []
+    for line in lines if isinstance(lines, list) else []:
+        if not isinstance(line, Mapping):
+            continue
+        spans = tuple(_span(s) for s in line.get("spans") or [] if isinstance(s, Mapping))
+        out.append(GroundingLine(str(line.get("text") or ""), spans))
+    return tuple(out)
+
+
+def _span(s: Mapping[str, Any]) -> GroundingSpan:
+    points = tuple(
+        Point(float(q.get("x") or 0), float(q.get("y") or 0)) for q in s.get("polygon") or [] if isinstance(q, Mapping)
+    )
+    return GroundingSpan(str(s.get("text") or ""), int(s.get("offset") or 0), int(s.get("length") or 0), points)
 
 
 def _error_fields(text: str) -> tuple[str | None, str]:
