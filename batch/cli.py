@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    from .estimate import estimate_job, render_text
+    from .estimate import estimate_job, render_estimate
 
     spec = load_spec(args.job)
     spec = with_overrides(spec, manifest=args.manifest, tpm=args.tpm, rpm=args.rpm, max_tokens=args.max_tokens)
@@ -144,17 +144,17 @@ def _estimate(args: argparse.Namespace) -> int:
         prices=args.prices,
         expected_output=args.expected_output,
     )
-    print(json.dumps(report.to_dict(), indent=2) if args.json else render_text(report))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_estimate(report))
     return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report, render_text, write_html
+    from .report import build_report, render_report, write_html
 
     report = build_report(Path(args.results), prices=args.prices, top=args.top, tpm=args.tpm, id_column=args.id_column)
     if args.html is not None:
         write_html(report, args.html)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else render_text(report), flush=True)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report), flush=True)
     if args.html is not None:
         print(f"HTML report: {args.html}", file=sys.stderr)
     return EXIT_OK

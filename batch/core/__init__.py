@@ -17,8 +17,7 @@ from .errors import (
     TransientApiError,
     UnknownModelError,
 )
-from .price_json import price_dict, usd_pair
-from .prices import CostMeter, Price, PriceTable, cost, load_prices
+from .prices import CostMeter, Price, PriceTable, cost, cost_json, load_prices
 from .records import DETAILS, Completion, Estimate, Outcome, PartAnswer, Status, Usage, WorkItem
 from .spec import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode, apply_endpoint_env, load_spec, with_overrides
 
@@ -58,10 +57,9 @@ __all__ = [
     "WorkItem",
     "apply_endpoint_env",
     "cost",
+    "cost_json",
     "load_prices",
     "load_spec",
     "lookup_model",
-    "price_dict",
-    "usd_pair",
     "with_overrides",
 ]

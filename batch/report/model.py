@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import Price, price_dict, usd_pair
+from ..core import Price, cost_json
 from .streamstats import Histogram
 
 __all__ = [
@@ -222,7 +222,7 @@ class Report:
             "rows_without_usage": self.rows_without_usage,
             "total": _line_dict(self.total),
             "models": [
-                {"model": m.model, "price": price_dict(m.price), **_line_dict(m.line, key=False)} for m in self.models
+                {"model": m.model, "price": m.price.as_json(), **_line_dict(m.line, key=False)} for m in self.models
             ],
             "by_detail": [_line_dict(x) for x in self.by_detail],
             "by_finish_reason": [_line_dict(x) for x in self.by_finish_reason],
@@ -233,7 +233,7 @@ class Report:
                 "answered_rows": self.length.answered_rows,
                 "share": self.length.share,
                 "completion_tokens": self.length.completion_tokens,
-                "cost_usd": usd_pair(self.length.cost_standard, self.length.cost_batch),
+                "cost_usd": cost_json(self.length.cost_standard, self.length.cost_batch),
             },
             "estimate": {
                 "rows": a.rows,
@@ -283,7 +283,7 @@ class Report:
                     "prompt_tokens": r.prompt_tokens,
                     "completion_tokens": r.completion_tokens,
                     "total_tokens": r.total_tokens,
-                    "cost_usd": usd_pair(r.cost_standard, r.cost_batch),
+                    "cost_usd": cost_json(r.cost_standard, r.cost_batch),
                 }
                 for r in self.top
             ],
@@ -315,7 +315,7 @@ def _line_dict(x: Line, *, key: bool = True) -> dict[str, Any]:
         "prompt_tokens": x.prompt_tokens,
         "completion_tokens": x.completion_tokens,
         "total_tokens": x.total_tokens,
-        "cost_usd": usd_pair(x.cost_standard, x.cost_batch),
+        "cost_usd": cost_json(x.cost_standard, x.cost_batch),
     }
 
 

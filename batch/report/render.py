@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 from .model import Line, Report
 
-__all__ = ["count", "pct", "render_text", "share", "usd"]
+__all__ = ["count", "pct", "render_report", "share", "usd"]
 
 
-def render_text(report: Report) -> str:
+def render_report(report: Report) -> str:
     """A fixed-width report: totals, breakdowns, cut-short answers, estimate vs actual, top rows."""
     r = report
     t = r.total
