@@ -19,7 +19,8 @@ from .errors import (
 )
 from .prices import CostMeter, Price, PriceTable, cost, cost_json, load_prices
 from .records import DETAILS, Completion, Estimate, Outcome, PartAnswer, Status, Usage, WorkItem
-from .spec import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode, apply_endpoint_env, load_spec, with_overrides
+from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode
+from .spec import apply_endpoint_env, load_spec, with_overrides
 
 __all__ = [
     "ApiError",
