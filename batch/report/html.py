@@ -13,7 +13,8 @@ from html import escape
 from pathlib import Path
 
 from .job import ReportError
-from .model import NONE, Line, Report
+from .model import Report
+from .parts import NONE, Line
 from .render import count, pct, share, usd
 from .svg import Series, bars, column_chart, histogram, scatter, timeline
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .model import Line, Report
+from .model import Report
+from .parts import Line
 
 __all__ = ["count", "pct", "render_report", "share", "usd"]
 
