@@ -1,4 +1,4 @@
-"""The typed :class:`~batch.report_model.Report` from the sums of one pass (:mod:`batch.report_stream`).
+"""The typed :class:`~.model.Report` from the sums of one pass (:mod:`.stream`).
 
 Every breakdown, the totals and the costs are derived from the fine groups' token sums, each
 group priced with :func:`batch.pricing.cost` at its model's standard and Batch rates.
