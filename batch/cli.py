@@ -65,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Push Parquet manifests of images through vision chat-completions endpoints.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    _add_estimate(sub)
+    _add_report(sub)
+    sub.add_parser(
+        "emulator",
+        help="serve the Azure-compatible emulator",
+        add_help=False,
+        description="Serve the Azure-compatible emulator (see `batch emulator --help`).",
+    )
+    return parser
+
+
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run (or resume) a job", description="Run a job; rerunning resumes it.")
     run.add_argument("job", metavar="JOB.toml")
     run.add_argument("--manifest", metavar="PATH", help="manifest to use instead of the job's")
@@ -85,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="send again the rows that ended in these error codes (comma-separated; none given: every error)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     est = sub.add_parser(
         "estimate",
         help="estimate a job's tokens, cost and time (no API calls)",
@@ -108,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
     est.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
     est.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
+
+
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rep = sub.add_parser(
         "report",
         help="real tokens and cost of a finished run, and how far the estimate was off",
@@ -122,13 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--top", type=_non_negative_int, default=10, metavar="N", help="rows in the top tables (10)")
     rep.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment limit to draw on the timeline")
     rep.add_argument("--id-column", metavar="NAME", help="column naming each row (default: id)")
-    sub.add_parser(
-        "emulator",
-        help="serve the Azure-compatible emulator",
-        add_help=False,
-        description="Serve the Azure-compatible emulator (see `batch emulator --help`).",
-    )
-    return parser
 
 
 def _estimate(args: argparse.Namespace) -> int:
