@@ -65,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Push Parquet manifests of images through vision chat-completions endpoints.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    _add_estimate(sub)
+    _add_report(sub)
+    sub.add_parser(
+        "emulator",
+        help="serve the Azure-compatible emulator",
+        add_help=False,
+        description="Serve the Azure-compatible emulator (see `batch emulator --help`).",
+    )
+    return parser
+
+
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run (or resume) a job", description="Run a job; rerunning resumes it.")
     run.add_argument("job", metavar="JOB.toml")
     run.add_argument("--manifest", metavar="PATH", help="manifest to use instead of the job's")
@@ -85,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="send again the rows that ended in these error codes (comma-separated; none given: every error)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     est = sub.add_parser(
         "estimate",
         help="estimate a job's tokens, cost and time (no API calls)",
@@ -108,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
     est.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
     est.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
+
+
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rep = sub.add_parser(
         "report",
         help="real tokens and cost of a finished run, and how far the estimate was off",
@@ -122,17 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--top", type=_non_negative_int, default=10, metavar="N", help="rows in the top tables (10)")
     rep.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment limit to draw on the timeline")
     rep.add_argument("--id-column", metavar="NAME", help="column naming each row (default: id)")
-    sub.add_parser(
-        "emulator",
-        help="serve the Azure-compatible emulator",
-        add_help=False,
-        description="Serve the Azure-compatible emulator (see `batch emulator --help`).",
-    )
-    return parser
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    from .estimate import estimate_job, render_text
+    from .estimate import estimate_job, render_estimate
 
     spec = load_spec(args.job)
     spec = with_overrides(spec, manifest=args.manifest, tpm=args.tpm, rpm=args.rpm, max_tokens=args.max_tokens)
@@ -144,17 +156,17 @@ def _estimate(args: argparse.Namespace) -> int:
         prices=args.prices,
         expected_output=args.expected_output,
     )
-    print(json.dumps(report.to_dict(), indent=2) if args.json else render_text(report))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_estimate(report))
     return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report, render_text, write_html
+    from .report import build_report, render_report, write_html
 
     report = build_report(Path(args.results), prices=args.prices, top=args.top, tpm=args.tpm, id_column=args.id_column)
     if args.html is not None:
         write_html(report, args.html)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else render_text(report), flush=True)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report), flush=True)
     if args.html is not None:
         print(f"HTML report: {args.html}", file=sys.stderr)
     return EXIT_OK

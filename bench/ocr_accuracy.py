@@ -37,7 +37,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "data")]
 
 from make_financial_samples import statement_page  # noqa: E402
 
-from batch.ocr.engine import DEFAULT_UPSCALE, LocalOcr  # noqa: E402
+from batch.ocr.engine import LocalOcr  # noqa: E402
+from batch.ocr.page import DEFAULT_UPSCALE  # noqa: E402
 
 TARGET_RECALL = 0.98
 TARGET_SECONDS = 1.0

@@ -17,8 +17,10 @@ from batch import cli
 from batch.core.catalogue import lookup_model
 from batch.core.errors import SpecError, UnknownModelError
 from batch.core.spec import load_spec
-from batch.estimate.job import EstimateReport, _data_url_size, _webp_header_size, estimate_job
-from batch.estimate.render import render_text
+from batch.estimate.job import estimate_job
+from batch.estimate.model import EstimateReport
+from batch.estimate.render import render_estimate
+from batch.inputs import data_url_size, webp_header_size
 from batch.inputs.manifest import Manifest
 from batch.plan.body import RequestBuilder
 from batch.tokens.image import image_tokens
@@ -252,10 +254,10 @@ def test_webp_size_from_the_riff_header(tmp_path: Path, mode: str, options: dict
     path = tmp_path / "x.webp"
     Image.new(mode, (1537, 3001)).save(path, "WEBP", **options)
     with Image.open(path) as im:
-        assert _webp_header_size(path) == im.size == (1537, 3001)
+        assert webp_header_size(path) == im.size == (1537, 3001)
     path.write_bytes(b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 14)  # no start code: left to Pillow
-    assert _webp_header_size(path) is None
-    assert _webp_header_size(tmp_path / "missing.webp") is None
+    assert webp_header_size(path) is None
+    assert webp_header_size(tmp_path / "missing.webp") is None
 
 
 def test_data_url_size_from_the_header_alone() -> None:
@@ -265,12 +267,12 @@ def test_data_url_size_from_the_header_alone() -> None:
     b64 = base64.b64encode(buf.getvalue()).decode()
     assert len(b64) > 100_000
     # Only the first few KB are decoded: a damaged tail (invalid base64) is never reached.
-    assert _data_url_size("data:image/png;base64," + b64 + "@@@@") == (900, 700)
+    assert data_url_size("data:image/png;base64," + b64 + "@@@@") == (900, 700)
     exif = Image.Exif()
     exif[0x010E] = "x" * 20_000  # ImageDescription: the JPEG's size marker comes after 20 KB
     jpg = io.BytesIO()
     Image.new("RGB", (321, 123)).save(jpg, "JPEG", exif=exif)
-    assert _data_url_size("data:image/jpeg;base64," + base64.b64encode(jpg.getvalue()).decode()) == (321, 123)
+    assert data_url_size("data:image/jpeg;base64," + base64.b64encode(jpg.getvalue()).decode()) == (321, 123)
 
 
 def test_json_output_parses_and_matches(case: Case, report: EstimateReport, capsys: pytest.CaptureFixture[str]) -> None:
@@ -290,7 +292,7 @@ def test_text_output(case: Case, capsys: pytest.CaptureFixture[str], monkeypatch
     monkeypatch.setattr(cli, "_run_on_embedded_emulator", no_run)
     assert cli.main(["estimate", str(case.job), "--expected-output", "50%"]) == 0
     out = capsys.readouterr().out
-    assert out.strip() == render_text(estimate_job(load_spec(case.job), expected_output=0.5))
+    assert out.strip() == render_estimate(estimate_job(load_spec(case.job), expected_output=0.5))
     assert "3,825" in out and "What if" in out and "image_corrupt 1" in out and "50% of each row" in out
 
 

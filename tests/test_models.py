@@ -118,8 +118,40 @@ def test_entries_are_frozen() -> None:
         info.max_images = 3  # type: ignore[misc]
 
 
-def test_builtin_catalogue_is_loaded_once() -> None:
-    assert load_catalogue() is load_catalogue()
+@pytest.mark.parametrize(
+    ("names", "entry"),
+    [
+        (["gpt-4o", "GPT-4o", "  gpt-4o ", "gpt-4o-2024-08-06", "gpt-4o-2024-11-20"], "gpt-4o"),
+        (["gpt-4o-mini", "gpt-4o-mini-2024-07-18", "GPT-4O-MINI"], "gpt-4o-mini"),
+        (["gpt-4", "gpt-4-vision-preview", "gpt-4-0613"], "gpt-4"),
+    ],
+)
+def test_every_name_of_a_model_looks_up_the_same_entry(names: list[str], entry: str) -> None:
+    """Aliases, dated snapshots and any spelling give equal entries, every time they are asked for."""
+    expected = load_catalogue()[entry]
+    for name in names:
+        assert lookup_model(name) == expected
+        assert lookup_model(name) == lookup_model(name)
+    assert load_catalogue() == load_catalogue()
+
+
+def test_unknown_model_says_how_to_describe_it() -> None:
+    with pytest.raises(UnknownModelError, match=r"unknown model 'llava'.*image-token rules for") as info:
+        lookup_model("llava")
+    message = str(info.value)
+    assert '[models."llava"]' in message and "extra model catalogue" in message
+    assert all(name in message for name in ALL)
+
+
+def test_an_extra_catalogue_leaves_the_builtin_one_as_it_was(tmp_path: Path) -> None:
+    before = dict(load_catalogue())
+    extra = tmp_path / "models.toml"
+    extra.write_text(EXTRA, encoding="utf-8")
+    assert lookup_model("gpt-4o", extra) != before["gpt-4o"]
+    assert load_catalogue() == before
+    assert lookup_model("gpt-4o") == before["gpt-4o"]
+    with pytest.raises(UnknownModelError):
+        lookup_model("my-vlm")
 
 
 EXTRA = """

@@ -13,10 +13,14 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from batch.core.errors import RowError
-from batch.ocr.digits import drop_doubled_digits, verify_digits
-from batch.ocr.engine import LocalOcr, OcrEngineUnavailable, estimate_skew, find_tessdata, prepare_page, to_gray
-from batch.ocr.glyphs import Box, restore_minus_signs, restore_separators
+from batch.ocr.digits import verify_digits
+from batch.ocr.doubled import drop_doubled_digits
+from batch.ocr.engine import LocalOcr, OcrEngineUnavailable, find_tessdata
+from batch.ocr.glyphs import Box
 from batch.ocr.hint import clean_numbers, decimal_convention, format_ocr_hint
+from batch.ocr.minus import restore_minus_signs
+from batch.ocr.page import estimate_skew, prepare_page, to_gray
+from batch.ocr.separators import restore_separators
 
 ROOT = Path(__file__).resolve().parents[1]
 UNAVAILABLE = LocalOcr.available()

@@ -9,6 +9,7 @@ import pytest
 
 from batch.core.errors import SpecError
 from batch.core.spec import apply_endpoint_env, load_spec, with_overrides
+from batch.inputs import Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,10 +31,62 @@ def write(tmp_path: Path, text: str) -> Path:
     return p
 
 
+# What each shipped job says, as parsed: (manifest, output, detail, max_tokens, tpm, OCR mode, latency).
+SHIPPED = {
+    "caption-azure.toml": ("data/manifest.parquet", "out/captions.parquet", "low", 120, 450000, "off", "realistic"),
+    "caption-sample.toml": (
+        "data/manifest.parquet",
+        "out/caption-sample.parquet",
+        "auto",
+        120,
+        60000,
+        "off",
+        "realistic",
+    ),
+    "ocr-financial.toml": (
+        "data/financial/manifest.parquet",
+        "out/ocr-financial.parquet",
+        "high",
+        800,
+        450000,
+        "local",
+        "zero",
+    ),
+}
+
+
+def test_every_shipped_job_is_pinned_here() -> None:
+    assert sorted(p.name for p in (ROOT / "jobs").glob("*.toml")) == sorted(SHIPPED)
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "jobs").glob("*.toml")))
-def test_shipped_jobs_are_valid(name: str) -> None:
+def test_shipped_jobs_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
     spec = load_spec(ROOT / "jobs" / name)
     assert spec.input.manifest.is_absolute()
+    manifest, output, detail, max_tokens, tpm, ocr_mode, latency = SHIPPED[name]
+    assert spec.source == ROOT / "jobs" / name
+    assert spec.input.manifest == ROOT / manifest and spec.input.manifest.is_file()
+    assert spec.input.base_dir == spec.input.manifest.parent
+    assert spec.output.path == ROOT / output
+    assert spec.endpoint.kind == "azure"
+    assert spec.endpoint.model == "gpt-4o" and spec.endpoint.deployment == "gpt-4o"
+    assert spec.prompt.user.strip() and spec.prompt.system.strip()
+    assert spec.prompt.detail == detail and spec.prompt.max_tokens == max_tokens
+    assert spec.limits.tpm == tpm
+    assert spec.ocr.mode == ocr_mode
+    assert spec.emulator.latency == latency
+    if name == "caption-azure.toml":  # a real deployment: its URL is written in, so no emulator
+        assert spec.endpoint.url == "https://YOUR-RESOURCE.openai.azure.com" and not spec.uses_embedded_emulator
+    else:  # runs out of the box on the embedded emulator
+        assert spec.endpoint.url is None and spec.uses_embedded_emulator
+    if ocr_mode == "local":
+        assert spec.ocr.language == "en" and spec.ocr.hint
+        assert spec.documents.dpi == 200 and spec.documents.requests == "per-page"
+    info = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows).check()
+    assert info.path == spec.input.manifest and info.num_rows > 0
+    assert {"id", "image"} <= set(info.columns)
 
 
 def test_defaults_and_relative_paths(tmp_path: Path) -> None:

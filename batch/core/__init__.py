@@ -17,8 +17,7 @@ from .errors import (
     TransientApiError,
     UnknownModelError,
 )
-from .price_json import price_dict, usd_pair
-from .prices import CostMeter, Price, PriceTable, cost, load_prices
+from .prices import CostMeter, Price, PriceTable, cost, cost_json, load_prices
 from .records import (
     DETAILS,
     Answer,
@@ -36,15 +35,10 @@ from .records import (
     Usage,
     WorkItem,
 )
-from .spec import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode, apply_endpoint_env, load_spec, with_overrides
+from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode
+from .spec import apply_endpoint_env, load_spec, with_overrides
 
 __all__ = [
-    "Sent",
-    "Point",
-    "Pages",
-    "GroundingSpan",
-    "GroundingLine",
-    "Failure",
     "Answer",
     "ApiError",
     "BatchError",
@@ -55,7 +49,10 @@ __all__ = [
     "DETAILS",
     "EndpointSpec",
     "Estimate",
+    "Failure",
     "FatalApiError",
+    "GroundingLine",
+    "GroundingSpan",
     "ImageError",
     "JobSpec",
     "LedgerError",
@@ -64,14 +61,17 @@ __all__ = [
     "OCR_MODES",
     "OcrMode",
     "Outcome",
+    "Pages",
     "PartAnswer",
     "PatchRule",
     "PermanentApiError",
+    "Point",
     "Price",
     "PriceTable",
     "RateLimitedError",
     "RowError",
     "RunStopped",
+    "Sent",
     "SpecError",
     "Status",
     "TileRule",
@@ -81,10 +81,9 @@ __all__ = [
     "WorkItem",
     "apply_endpoint_env",
     "cost",
+    "cost_json",
     "load_prices",
     "load_spec",
     "lookup_model",
-    "price_dict",
-    "usd_pair",
     "with_overrides",
 ]

@@ -29,7 +29,7 @@ from .catalogue import match_model_name
 from .datafiles import check_keys, read_user_file
 from .errors import SpecError, UnknownModelError
 
-__all__ = ["AddonPrice", "Price", "PriceTable", "cost", "load_prices", "price_for"]
+__all__ = ["AddonPrice", "Price", "PriceTable", "cost", "cost_json", "load_prices", "price_for"]
 
 _BUILTIN = "batch/data/prices.toml"
 _PER = 1_000_000  # prices are USD per 1M tokens
@@ -49,6 +49,21 @@ class Price:
     batch_derived: bool  # batch prices are the 50% rule rather than a quoted figure
     source: str
     date: str
+
+    def as_json(self) -> dict[str, Any]:
+        """This price as ``--json`` output shows it (USD per 1M tokens, with its source and date)."""
+        return {
+            "entry": self.name,
+            "input": self.input,
+            "cached_input": self.cached_input,
+            "output": self.output,
+            "batch_input": self.batch_input,
+            "batch_output": self.batch_output,
+            "batch_derived": self.batch_derived,
+            "unit": "USD per 1M tokens",
+            "source": self.source,
+            "date": self.date,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +118,11 @@ def cost(prompt_tokens: int, completion_tokens: int, price: Price, *, batch: boo
         raise ValueError(f"token counts cannot be negative: {prompt_tokens}, {completion_tokens}")
     rate_in, rate_out = (price.batch_input, price.batch_output) if batch else (price.input, price.output)
     return (prompt_tokens * rate_in + completion_tokens * rate_out) / _PER
+
+
+def cost_json(standard: float, batch: float) -> dict[str, float]:
+    """A cost at standard and at Batch prices, as ``batch estimate``'s and ``batch report``'s JSON shows it."""
+    return {"standard": standard, "batch": batch}
 
 
 def load_prices(extra: Path | None = None) -> PriceTable:

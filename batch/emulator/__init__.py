@@ -11,9 +11,10 @@ agreeing with itself.
 """
 
 from .app import create_app
+from .command import main
 from .config import Deployment, EmulatorConfig
 from .faults import Fault
 from .latency import LatencyModel
-from .server import EmbeddedEmulator, main
+from .server import EmbeddedEmulator
 
 __all__ = ["Deployment", "EmbeddedEmulator", "EmulatorConfig", "Fault", "LatencyModel", "create_app", "main"]

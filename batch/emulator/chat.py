@@ -36,13 +36,13 @@ from aiohttp import web
 
 from .answers import ReceivedImage
 from .auth import authenticate
-from .charging import ChargeInputs, compute_charge
+from .chat_admission import UsageEstimate, admit, current_headers, estimate_usage
 from .enhancements import Enhancements, answer_block, decorate, parse_enhancements, read_image
-from .errors import ApiError, bad_request, deployment_not_found, rate_limited, resource_not_found
+from .errors import ApiError, bad_request, deployment_not_found, resource_not_found
+from .fault_injector import Hit
 from .fault_responses import answer_with_fault, client_gone, fail, rejection
-from .faults import FAILING_KINDS, NO_STATUS_KINDS, Hit
+from .faults import FAILING_KINDS, NO_STATUS_KINDS
 from .images import ImageInfo, fetch_image, invalid_image
-from .limits import Admission
 from .ocr import Page
 from .parsing import ChatRequest, ImageRef, check_against_model, parse_chat_body
 from .state import REQUEST_ID_KEY, STATE_KEY, DeploymentRuntime, EmulatorState
@@ -131,15 +131,13 @@ async def _complete(
         entry.enhancements = wanted.enabled
     images = await _receive_images(state, chat.images)
     entry.images = images
-    estimate = _estimate(runtime, chat, images)
+    estimate = estimate_usage(runtime, chat, images)
     # No await from here to the commits below, so a rule's ``count`` holds under concurrency.
     hit = state.faults.pick(runtime.deployment.name, entry.texts, [im.info.sha256 for im in images], state.clock())
     if hit is not None and hit.fault.before_admission:
         state.faults.commit(hit, runtime.stats, entry)
-        raise rejection(
-            hit.fault, api_version=entry.api_version or "v1", limit_headers=_current_headers(state, runtime)
-        )
-    headers = _admit(state, runtime, entry, estimate, body_bytes=len(raw))
+        raise rejection(hit.fault, api_version=entry.api_version or "v1", limit_headers=current_headers(state, runtime))
+    headers = admit(state, runtime, entry, estimate, body_bytes=len(raw))
     if hit is not None:
         state.faults.commit(hit, runtime.stats, entry)
         if hit.kind in FAILING_KINDS:
@@ -177,52 +175,6 @@ async def _route(
     return runtime, raw, body
 
 
-@dataclass(frozen=True, slots=True)
-class _Estimate:
-    prompt_tokens: int  # text + overhead + images: what usage.prompt_tokens reports
-    image_tokens: int
-    max_output: int  # the request's max tokens, or the model's default
-
-
-def _estimate(runtime: DeploymentRuntime, chat: ChatRequest, images: list[ReceivedImage]) -> _Estimate:
-    rules = runtime.rules
-    image_tokens = sum(rules.image_tokens(im.info.width, im.info.height, im.detail) for im in images)
-    max_output = chat.max_tokens if chat.max_tokens is not None else rules.default_max_output
-    return _Estimate(chat.text_tokens(tokenizer(rules.tokenizer)) + image_tokens, image_tokens, max_output)
-
-
-def _admit(
-    state: EmulatorState, runtime: DeploymentRuntime, entry: LogEntry, estimate: _Estimate, *, body_bytes: int
-) -> dict[str, str]:
-    """Step 4: charge the windows now (never refunded) or refuse with a 429 that charges nothing.
-    Returns the rate-limit headers for the 200."""
-    inputs = ChargeInputs(estimate.prompt_tokens, estimate.image_tokens, estimate.max_output, body_bytes)
-    charge = compute_charge(state.config.charge_rule, inputs)
-    dep = runtime.deployment
-    if charge > dep.tpm:
-        raise bad_request(
-            "tokens_exceed_rate_limit",
-            f"This request's estimated token charge ({charge}: prompt and images plus max output tokens) "
-            f"exceeds the deployment's token rate limit of {dep.tpm} tokens per minute, so it can never be "
-            "admitted. Lower max_tokens, send fewer or smaller images, or raise the deployment's TPM.",
-        )
-    now = state.clock()
-    admission = runtime.limiter.admit(charge, now)
-    headers = _limit_headers(state, runtime, admission)
-    if not admission.admitted:
-        refused_by = admission.refused_by or "token"
-        runtime.stats.record_throttle(refused_by, now)
-        raise rate_limited(
-            api_version=entry.api_version or "v1",
-            kind=refused_by,
-            retry_after_s=admission.retry_after_s,
-            headers=headers,
-        )
-    runtime.stats.record_admission(charge, now)
-    entry.tokens_charged = charge
-    return headers
-
-
 async def _reply(
     request: web.Request,
     state: EmulatorState,
@@ -230,7 +182,7 @@ async def _reply(
     entry: LogEntry,
     chat: ChatRequest,
     images: list[ReceivedImage],
-    estimate: _Estimate,
+    estimate: UsageEstimate,
     headers: dict[str, str],
     hit: Hit | None,
     wanted: Enhancements | None,
@@ -308,28 +260,6 @@ async def _receive_images(state: EmulatorState, refs: list[ImageRef]) -> list[Re
                 raise invalid_image(param=f"{refs[i].param}.url") from result
             infos[i] = state.images.inspect(result, param=f"{refs[i].param}.url")
     return [ReceivedImage(info=infos[i], detail=ref.detail, source=ref.source) for i, ref in enumerate(refs)]
-
-
-def _limit_headers(state: EmulatorState, runtime: DeploymentRuntime, admission: Admission) -> dict[str, str]:
-    return _headers_for(state, runtime, admission.remaining_tokens, admission.remaining_requests)
-
-
-def _current_headers(state: EmulatorState, runtime: DeploymentRuntime) -> dict[str, str]:
-    """The rate-limit headers for a reply that admitted nothing (an injected 429)."""
-    return _headers_for(state, runtime, *runtime.limiter.remaining(state.clock()))
-
-
-def _headers_for(
-    state: EmulatorState, runtime: DeploymentRuntime, remaining_tokens: int, remaining_requests: int
-) -> dict[str, str]:
-    headers = {
-        "x-ratelimit-remaining-tokens": str(remaining_tokens),
-        "x-ratelimit-remaining-requests": str(remaining_requests),
-    }
-    if state.config.send_limit_headers:
-        headers["x-ratelimit-limit-tokens"] = str(runtime.deployment.tpm)
-        headers["x-ratelimit-limit-requests"] = str(runtime.deployment.request_capacity)
-    return headers
 
 
 def _completion_body(

@@ -23,7 +23,8 @@ from aiohttp import web
 
 from .answers import AnswerBuilder
 from .config import Deployment, EmulatorConfig
-from .faults import Fault, FaultInjector
+from .fault_injector import FaultInjector
+from .faults import Fault
 from .images import ImageInspector
 from .limits import DeploymentLimiter, Window, make_window
 from .models import ModelRules, rules_for

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Literal
 
 from ..core import DETAILS, JobSpec, Price, PriceTable, SpecError, cost, load_prices
-from ..inputs import MAX_BYTES, Manifest, data_url_size, webp_header_size
+from ..inputs import MAX_BYTES, Manifest
 from .model import (
-    DEFAULT_COMPARE,
     DEFAULT_EXPECTED_OUTPUT,
     DEFAULT_REMOTE_SIZE,
     DETAIL_MODES,
@@ -45,28 +44,11 @@ from .model import (
     EstimateReport,
     ImageSources,
     Scenario,
-    SkippedRow,
     Totals,
 )
 from .scan import Scan, Sums, Target, compare_targets
 
-__all__ = [
-    "DEFAULT_COMPARE",
-    "DEFAULT_EXPECTED_OUTPUT",
-    "DEFAULT_REMOTE_SIZE",
-    "DETAIL_MODES",
-    "Costs",
-    "EstimateReport",
-    "ImageSources",
-    "Scenario",
-    "SkippedRow",
-    "Totals",
-    "estimate_job",
-]
-
-# The header probes under the names they had when they lived here (the tests use these).
-_data_url_size = data_url_size
-_webp_header_size = webp_header_size
+__all__ = ["estimate_job"]
 
 
 def estimate_job(
@@ -82,8 +64,8 @@ def estimate_job(
     """Estimate ``spec``'s tokens, cost and time in one streaming pass over its manifest.
 
     ``detail_override`` replaces every row's detail, ``model_override`` the job's model;
-    ``compare`` names the what-if models (default: three of :data:`DEFAULT_COMPARE`), ``prices`` a
-    user price file, ``expected_output`` the assumed share of ``max_tokens`` a reply uses.
+    ``compare`` names the what-if models (default: three of :data:`.model.DEFAULT_COMPARE`),
+    ``prices`` a user price file, ``expected_output`` the assumed share of ``max_tokens`` a reply uses.
     Raises :class:`SpecError`, :class:`ManifestError` or :class:`UnknownModelError` (no price, or
     no image rules, for a model) before reading any row.
     """

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..core import Price, price_dict
+from ..core import Price
 
 #: Models the what-if table compares with by default (the job's own model is left out of them).
 DEFAULT_COMPARE = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini")
@@ -121,7 +121,7 @@ class EstimateReport:
             "model": self.model,
             "catalogue_model": self.catalogue_model,
             "tokenizer": self.tokenizer,
-            "price": price_dict(self.price),
+            "price": self.price.as_json(),
             "assumptions": {
                 "expected_output_share": self.expected_output,
                 "auto_detail_estimated_as": "high",

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .job import EstimateReport, Totals
+from .model import EstimateReport, Totals
 
-__all__ = ["render_text"]
+__all__ = ["render_estimate"]
 
 _COST_HEADERS = ["standard exp", "standard max", "batch exp", "batch max"]
 
 
-def render_text(report: EstimateReport) -> str:
+def render_estimate(report: EstimateReport) -> str:
     """A readable, fixed-width report: inputs, per-detail totals, time, what-if, skipped rows, notes."""
     r = report
     p = r.price

@@ -24,8 +24,8 @@ A ``$`` or ``#`` read just before a digit of a number (``$15.20`` for ``515.20``
 same way, one digit pitch left of that digit, and becomes the digit it is typical of; a real
 currency sign matches no digit that well (on generated statements: 6 numbers mended, none spoilt).
 
-:func:`drop_doubled_digits` removes a digit Tesseract read twice from one glyph (two boxes centred
-much closer than a digit pitch), only where that turns a malformed number into a well-formed one.
+A digit Tesseract read twice from one glyph is dropped by :mod:`.doubled`, which shares the
+digit pitch measured here (:func:`digit_pitch`).
 
 Pure numpy on the page image and the recognised characters: no OCR engine is needed here.
 """
@@ -40,10 +40,10 @@ import numpy.typing as npt
 
 from .glyphs import Box
 
-__all__ = ["verify_digits"]
+__all__ = ["NUMBER", "digit_pitch", "verify_digits"]
 
 # A number: digits with separators inside (amounts, dates, account numbers), 4 digits or more.
-_NUMBER = re.compile(r"(?<![\w.,\-])-?\d[\d,.\-]*\d(?!\w)")
+NUMBER = re.compile(r"(?<![\w.,\-])-?\d[\d,.\-]*\d(?!\w)")
 MIN_DIGITS = 4  # per number: shorter ones (page numbers, days) are too few to matter
 MIN_STEPS = 20  # digit-to-digit steps needed to know the page's digit pitch
 MIN_MEMBERS = 8  # digits read as a class before its template and its score spread are trusted
@@ -60,7 +60,7 @@ Floats = npt.NDArray[np.float32]
 def verify_digits(pixels: npt.NDArray[np.uint8], chars: list[str], boxes: list[Box | None]) -> list[str]:
     """``chars`` (one character per entry, spaces and newlines with box None) with the digits that
     look like another digit of this page changed to it; the input lists are not changed."""
-    pitch = _digit_pitch(chars, boxes)
+    pitch = digit_pitch(chars, boxes)
     if pitch is None:
         return chars
     index, centres, heights = _digit_positions(chars, boxes, pitch)
@@ -105,7 +105,7 @@ def verify_digits(pixels: npt.NDArray[np.uint8], chars: list[str], boxes: list[B
     return out
 
 
-def _digit_pitch(chars: list[str], boxes: list[Box | None]) -> float | None:
+def digit_pitch(chars: list[str], boxes: list[Box | None]) -> float | None:
     steps = [
         b2[0] - b1[0]
         for c1, c2, b1, b2 in zip(chars, chars[1:], boxes, boxes[1:], strict=False)
@@ -122,7 +122,7 @@ def _digit_positions(
     index: list[int] = []
     centres: list[tuple[int, int]] = []
     heights: list[int] = []
-    for m in _NUMBER.finditer(text):
+    for m in NUMBER.finditer(text):
         digits = [i for i in range(m.start(), m.end()) if text[i].isdigit()]
         if len(digits) < MIN_DIGITS or any(boxes[i] is None for i in digits):
             continue
@@ -250,64 +250,3 @@ def _best_scores(blocks: Floats, templates: Floats, w: int, h: int) -> Floats:
         score = np.einsum("nhw,chw->nc", windows.view(dy, dx), shaped) / windows.spread(dy, dx)[:, None]
         np.maximum(best, score, out=best, casting="unsafe")
     return best
-
-
-# A glyph read twice: two digits whose boxes are centred this close (in digit pitches) are one.
-DOUBLED = 0.36
-_ID_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:-\d+)+(?![\w\-])")
-_AMOUNT_GROUPS = re.compile(r"\d{1,3}(?:[,.]\d{3})*[,.]\d{2}")  # separators are normalised later
-# A number that may be whole, or the first part of one ("2,405" of "2,405, 123.47"): not malformed.
-_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})*(?:\.\d{2})?|\d{1,3}(?:\.\d{3})*(?:,\d{2})?|\d+")
-
-
-def drop_doubled_digits(
-    chars: list[str], boxes: list[Box | None], confs: list[float]
-) -> tuple[list[str], list[Box | None], list[float]]:
-    """Remove a digit Tesseract read twice from one glyph (``8330925`` for ``833925``).
-
-    The two readings have boxes centred much closer than the page's digit pitch; the one with
-    the lower confidence goes, but only where that turns a malformed number (a thousands group
-    or an account-number group of the wrong length, three decimals) into a well-formed one:
-    a number that already reads right is never touched. New lists are returned.
-    """
-    pitch = _digit_pitch(chars, boxes)
-    if pitch is None:
-        return chars, boxes, confs
-    text = "".join(chars)
-    shapes = _id_shapes(text)
-    drop: set[int] = set()
-    for m in _NUMBER.finditer(text):
-        token = m.group(0)
-        if _well_formed(token, shapes, _GROUPED):
-            continue
-        doubled = []
-        for i in range(m.start(), m.end() - 1):
-            a, b = boxes[i], boxes[i + 1]
-            if text[i].isdigit() and text[i + 1].isdigit() and a is not None and b is not None:
-                if abs((b[0] + b[2]) - (a[0] + a[2])) / 2 < DOUBLED * pitch:
-                    doubled.append(i if confs[i] < confs[i + 1] else i + 1)
-        # One glyph may be read three times ("9093" for "93"): up to two readings go.
-        for cut in [{i} for i in doubled] + [{i, j} for i in doubled for j in doubled if i < j]:
-            if _well_formed("".join(c for k, c in enumerate(token, m.start()) if k not in cut), shapes):
-                drop |= cut
-                break
-    if not drop:
-        return chars, boxes, confs
-    keep = [i for i in range(len(chars)) if i not in drop]
-    return [chars[i] for i in keep], [boxes[i] for i in keep], [confs[i] for i in keep]
-
-
-def _id_shapes(text: str) -> set[tuple[int, ...]]:
-    """Group lengths of the hyphenated numbers printed twice or more on the page (4-6-2, 4-2-2)."""
-    counts: dict[tuple[int, ...], int] = {}
-    for token in _ID_NUMBER.findall(text):
-        shape = tuple(len(g) for g in token.split("-"))
-        counts[shape] = counts.get(shape, 0) + 1
-    return {shape for shape, n in counts.items() if n >= 2 and len(shape) >= 3}
-
-
-def _well_formed(token: str, shapes: set[tuple[int, ...]], amount: re.Pattern[str] = _AMOUNT_GROUPS) -> bool:
-    body = token.removeprefix("-")
-    if "-" in body:
-        return tuple(len(g) for g in body.split("-")) in shapes
-    return amount.fullmatch(body) is not None

@@ -25,21 +25,21 @@ What :meth:`LocalOcr.read` does to a page (each step measured on ``bench/ocr_acc
    boxes (measured on seeds 1000 and 9000, 120 pages, 6658 numbers; together +0.71%):
 
    - a digit read twice from one glyph (``8330925`` for ``833925``) dropped where that mends a
-     malformed number (:func:`~batch.ocr_digits.drop_doubled_digits`; +0.08%);
+     malformed number (:func:`~batch.ocr.digits.drop_doubled_digits`; +0.08%);
    - digits checked against templates of the page's digits
-     (:func:`~batch.ocr_digits.verify_digits`; Tesseract's systematic confusions in small print,
+     (:func:`~batch.ocr.digits.verify_digits`; Tesseract's systematic confusions in small print,
      like a dotted 0 read as 6; looser thresholds mended more but spoilt correct digits), and a
      ``$`` or ``#`` read for the first digit of a number (``$15.20``) turned into the digit it
      is typical of (+0.09%);
    - decimal points and thousands separators Tesseract dropped (``4248`` for ``42.48``) put back
-     where the ink between two digits shows one (:func:`~batch.ocr_glyphs.restore_separators`;
+     where the ink between two digits shows one (:func:`~batch.ocr.separators.restore_separators`;
      +0.2%);
    - minus signs Tesseract dropped before amounts put back where the page's own hyphen shape is
-     found (:func:`~batch.ocr_glyphs.restore_minus_signs`); where Tesseract's box of the first
+     found (:func:`~batch.ocr.minus.restore_minus_signs`); where Tesseract's box of the first
      digit is off, the spot is found again from the digit's ink: by the template (+0.05%) or as
      a lone bar in the hyphen's rows, as long as the page's hyphen, which also tells a minus read
      as ``+`` or ``»`` from a real plus sign (+0.26%);
-7. :func:`~batch.ocr_text.clean_numbers` on the text (spaces and separators inside numbers,
+7. :func:`~batch.ocr.hint.clean_numbers` on the text (spaces and separators inside numbers,
    letter-for-digit confusions, ``B`` for 8 only in amounts with decimals: +0.03%, lost
    thousands separators and account-number hyphens), unless ``clean=False``.
 
@@ -65,31 +65,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from ..core import BatchError, RowError
-from .digits import drop_doubled_digits, verify_digits
-from .glyphs import Box, restore_minus_signs, restore_separators
+from .digits import verify_digits
+from .doubled import drop_doubled_digits
+from .glyphs import Box
 from .hint import clean_numbers, format_ocr_hint
+from .minus import restore_minus_signs
+from .page import DEFAULT_UPSCALE, prepare_page
+from .separators import restore_separators
 
 if TYPE_CHECKING:
     import tesserocr  # type: ignore[import-untyped]  # ships a .pyi but no py.typed marker
 
-__all__ = [
-    "DEFAULT_UPSCALE",
-    "LocalOcr",
-    "OcrEngineUnavailable",
-    "OcrResult",
-    "find_tessdata",
-    "format_ocr_hint",
-    "estimate_skew",
-    "prepare_page",
-    "text_line_height",
-]
+__all__ = ["LocalOcr", "OcrEngineUnavailable", "OcrResult", "find_tessdata", "format_ocr_hint"]
 
-DEFAULT_UPSCALE = 2.5
-MAX_LINE_PX = 32.0  # text lines taller than this after upscaling gain nothing and cost time
 # Where Debian, Ubuntu, Fedora and Homebrew put the language data (searched in this order).
 TESSDATA_DIRS = (
     "/usr/share/tesseract-ocr/5/tessdata",
@@ -98,9 +89,6 @@ TESSDATA_DIRS = (
     "/usr/local/share/tessdata",
     "/opt/homebrew/share/tessdata",
 )
-_SKEW_RANGE = 5.0  # degrees either way; scans are rarely further off, and OSD handles 90° turns
-_MIN_SKEW = 0.1
-_SMOOTH = 0.4  # box-blur radius per unit of upscale: 1 px at 2.5x (beat none, 0.6-2 px Gaussian, median)
 
 
 class OcrEngineUnavailable(BatchError):
@@ -139,86 +127,6 @@ def find_tessdata(langs: Sequence[str], tessdata: str | os.PathLike[str] | None 
         f"Tesseract language data for {'+'.join(langs)} not found (looked in {where}); "
         f"on Debian/Ubuntu: apt-get install {packages}, or set TESSDATA_PREFIX"
     )
-
-
-def estimate_skew(gray: Image.Image, max_degrees: float = _SKEW_RANGE) -> float:
-    """Degrees to rotate ``gray`` (counter-clockwise, as ``Image.rotate``) to level its text lines.
-
-    Projection profile: for each candidate angle, the dark pixels are projected onto the axis
-    perpendicular to the lines; level lines give the sharpest profile (largest sum of squares).
-    Works on a copy at most 1000 px wide; 0.0 when the page has too little ink to tell.
-    """
-    small = gray if gray.width <= 1000 else gray.resize((1000, max(1, round(gray.height * 1000 / gray.width))))
-    a = np.asarray(small, dtype=np.uint8)
-    ys, xs = np.nonzero(a < _otsu_threshold(a))
-    if xs.size < 100 or xs.size > 0.5 * a.size:
-        return 0.0
-    yf, xf = ys.astype(np.float64), xs.astype(np.float64)
-
-    def sharpness(deg: float) -> float:
-        rows = np.round(yf - xf * np.tan(np.radians(deg))).astype(np.int64)
-        hist = np.bincount(rows - rows.min()).astype(np.float64)
-        return float(np.dot(hist, hist))
-
-    coarse = max(np.arange(-max_degrees, max_degrees + 1e-9, 0.5), key=sharpness)
-    fine = max(np.arange(coarse - 0.4, coarse + 0.4 + 1e-9, 0.1), key=sharpness)
-    return round(float(fine), 2)
-
-
-def text_line_height(gray: Image.Image) -> float | None:
-    """Median height in pixels of the level page's text lines (rows of ink), or None if none."""
-    a = np.asarray(gray, dtype=np.uint8)
-    ink_rows = (a < _otsu_threshold(a)).sum(axis=1) > max(2, a.shape[1] // 200)
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], ink_rows.astype(np.int8), [0]))))
-    heights = edges[1::2] - edges[0::2]
-    heights = heights[heights >= 4]  # table rules and specks are not lines of text
-    return float(np.median(heights)) if heights.size else None
-
-
-def prepare_page(
-    image: Image.Image, upscale: float = DEFAULT_UPSCALE, *, deskew: bool = True, max_width: int = 5000
-) -> tuple[Image.Image, float, float]:
-    """The greyscale, upscaled, levelled page Tesseract reads best; with the skew and scale used.
-
-    The scale is ``upscale`` for small print, less for print that is already large (lines of
-    text are not enlarged past ``MAX_LINE_PX``: a 300 dpi render needs no upscaling), never
-    below 1, and never past ``max_width`` pixels. The page is enlarged *before* it is levelled
-    (rotating 10 px print at its own size blurs it twice over), then smoothed a little.
-    """
-    gray = to_gray(image)
-    skew = estimate_skew(gray) if deskew else 0.0
-    if abs(skew) < _MIN_SKEW:
-        skew = 0.0
-    paper = int(np.median(np.asarray(gray))) if skew else 255
-    level = gray.rotate(skew, resample=Image.Resampling.NEAREST, expand=True, fillcolor=paper) if skew else gray
-    line = text_line_height(level)
-    scale = upscale if line is None else min(upscale, MAX_LINE_PX / line)
-    scale = max(1.0, min(scale, max_width / level.width))
-    if scale > 1.0:
-        gray = gray.resize((round(gray.width * scale), round(gray.height * scale)), Image.Resampling.BICUBIC)
-    if skew:
-        gray = gray.rotate(skew, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=paper)
-    if scale > 1.0:
-        # Scanner noise and JPEG blocks, enlarged, are edges the LSTM reads as strokes.
-        gray = gray.filter(ImageFilter.BoxBlur(_SMOOTH * scale))
-    return gray, skew, round(scale, 3)
-
-
-def to_gray(image: Image.Image) -> Image.Image:
-    """8-bit greyscale of any Pillow mode: transparency onto white, 16/32-bit and float stretched."""
-    if image.mode == "L":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(image, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        scaled = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-        return Image.fromarray(scaled.round().astype(np.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        page = Image.new("RGB", rgba.size, (255, 255, 255))
-        page.paste(rgba, mask=rgba.getchannel("A"))
-        return page.convert("L")
-    return image.convert("L")
 
 
 class LocalOcr:
@@ -379,16 +287,3 @@ def _as_image(image: Image.Image | bytes) -> Image.Image:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise RowError(f"cannot OCR: the page image is not readable ({exc})", code="ocr_failed") from exc
     return im
-
-
-def _otsu_threshold(a: npt.NDArray[np.uint8]) -> int:
-    """Otsu's global threshold: pixels below it are ink. A uniform image has no ink."""
-    if a.size == 0 or int(a.min()) == int(a.max()):
-        return int(a.min()) if a.size else 0
-    hist = np.bincount(a.ravel(), minlength=256).astype(np.float64)
-    p = hist / hist.sum()
-    omega = np.cumsum(p)
-    mu = np.cumsum(p * np.arange(256))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mu[-1] * omega - mu) ** 2 / (omega * (1.0 - omega))
-    return int(np.nanargmax(between))

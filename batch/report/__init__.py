@@ -2,6 +2,6 @@
 
 from .html import write_html
 from .job import build_report
-from .render import render_text
+from .render import render_report
 
-__all__ = ["build_report", "render_text", "write_html"]
+__all__ = ["build_report", "render_report", "write_html"]

@@ -1,4 +1,4 @@
-"""The typed :class:`~batch.report_model.Report` from the sums of one pass (:mod:`batch.report_stream`).
+"""The typed :class:`~.model.Report` from the sums of one pass (:mod:`.stream`).
 
 Every breakdown, the totals and the costs are derived from the fine groups' token sums, each
 group priced with :func:`batch.pricing.cost` at its model's standard and Batch rates.
@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from ..core import cost
-from .model import (
+from .model import Report
+from .parts import (
     ACCURACY_BUCKETS,
     NONE,
     Accuracy,
@@ -19,7 +20,6 @@ from .model import (
     LengthShare,
     Line,
     ModelLine,
-    Report,
     Timeline,
 )
 from .stream import SUMS, TIMELINE_COLUMN, Accumulator, GroupKey, IntArray
@@ -105,18 +105,19 @@ def _accuracy(acc: Accumulator) -> Accuracy:
         (AccuracyLine(k, int(g[5]), int(g[6]), int(g[7]), int(g[8])) for k, g in by_detail.items()),
         key=lambda x: (rank.get(x.key, len(rank)), x.key),
     )
+    sums_of = acc.accuracy
     return Accuracy(
         rows=int(sums[5]),
         estimated=int(sums[6]),
         actual=int(sums[7]),
         exact_rows=int(sums[8]),
-        within_1pct_rows=acc.within_1pct,
-        mean_abs_pct_error=acc.abs_pct_sum / acc.abs_pct_rows if acc.abs_pct_rows else None,
-        buckets=dict(zip(ACCURACY_BUCKETS, (int(x) for x in acc.buckets), strict=True)),
+        within_1pct_rows=sums_of.within_1pct,
+        mean_abs_pct_error=sums_of.abs_pct_sum / sums_of.abs_pct_rows if sums_of.abs_pct_rows else None,
+        buckets=dict(zip(ACCURACY_BUCKETS, (int(x) for x in sums_of.buckets), strict=True)),
         by_detail=tuple(lines),
-        largest=tuple(acc.misses.items()),
-        sample=tuple(acc.sample.values()),
-        sample_stride=acc.sample.stride,
+        largest=tuple(sums_of.misses.items()),
+        sample=tuple(sums_of.sample.values()),
+        sample_stride=sums_of.sample.stride,
     )
 
 

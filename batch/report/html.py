@@ -12,18 +12,24 @@ import os
 from html import escape
 from pathlib import Path
 
+from .html_accuracy import accuracy_section
+from .html_parts import (
+    BATCH,
+    BILLED,
+    ESTIMATED,
+    FINISH_COLORS,
+    STANDARD,
+    STATUS_COLORS,
+    lines_table,
+    section,
+)
 from .job import ReportError
-from .model import NONE, Line, Report
+from .model import Report
 from .render import count, pct, share, usd
-from .svg import Series, bars, column_chart, histogram, scatter, timeline
+from .svg import Series, bars, histogram, timeline
 
 __all__ = ["render_html", "write_html"]
 
-_STANDARD, _BATCH = "#2f6db5", "#9cc1e8"
-_ESTIMATED, _BILLED = "#e0913a", "#2f6db5"
-_DETAIL_COLORS = {"low": "#3a9d5d", "high": "#2f6db5", "auto": "#8e5bb5", NONE: "#999"}
-_STATUS_COLORS = {"ok": "#3a9d5d", "filtered": "#e0b03a", "error": "#d9534f"}
-_FINISH_COLORS = {"stop": "#3a9d5d", "length": "#d9534f", "content_filter": "#e0b03a"}
 
 _CSS = """
 :root { color-scheme: light; }
@@ -83,7 +89,7 @@ def render_html(report: Report) -> str:
         _cards(r),
         _cost_by_detail(r),
         _distribution(r),
-        _accuracy(r),
+        accuracy_section(r),
         _outcomes(r),
         _timeline(r),
         _top(r),
@@ -130,25 +136,25 @@ def _card(label: str, shown: str, key: str, raw: float | int | None, sub: str) -
 
 def _cost_by_detail(r: Report) -> str:
     if not r.by_detail:
-        return _section("Cost by detail level", '<p class="empty">No rows.</p>')
+        return section("Cost by detail level", '<p class="empty">No rows.</p>')
     chart = bars(
         "cost-by-detail",
         [x.key for x in r.by_detail],
         [
-            Series("standard", _STANDARD, [x.cost_standard for x in r.by_detail]),
-            Series("Batch", _BATCH, [x.cost_batch for x in r.by_detail]),
+            Series("standard", STANDARD, [x.cost_standard for x in r.by_detail]),
+            Series("Batch", BATCH, [x.cost_batch for x in r.by_detail]),
         ],
         usd,
         title="Cost by detail level, standard and Batch prices",
     )
-    return _section("Cost by detail level", chart + _lines_table(r.by_detail, "detail", "by_detail"))
+    return section("Cost by detail level", chart + lines_table(r.by_detail, "detail", "by_detail"))
 
 
 def _distribution(r: Report) -> str:
     cells = []
     for title, hist, color, key in (
-        ("Prompt tokens per row", r.prompt_histogram, _BILLED, "prompt"),
-        ("Completion tokens per row", r.completion_histogram, _ESTIMATED, "completion"),
+        ("Prompt tokens per row", r.prompt_histogram, BILLED, "prompt"),
+        ("Completion tokens per row", r.completion_histogram, ESTIMATED, "completion"),
     ):
         if not hist.bins:
             cells.append(f'<div><h2>{title}</h2><p class="empty">No billed rows.</p></div>')
@@ -159,76 +165,11 @@ def _distribution(r: Report) -> str:
     return f'<section class="grid2">{"".join(cells)}</section>'
 
 
-def _accuracy(r: Report) -> str:
-    a = r.accuracy
-    title = "Estimate vs billed prompt tokens"
-    if not a.rows:
-        return _section(title, '<p class="empty">No row has both an estimate and billed usage.</p>')
-    points = [(p.estimated, p.actual, p.detail) for p in a.sample]
-    sampled = f" (one row in {a.sample_stride:,})" if a.sample_stride > 1 else ""
-    left = scatter(
-        "estimate-scatter",
-        points,
-        _DETAIL_COLORS,
-        xlabel="estimated prompt tokens",
-        ylabel="billed prompt tokens",
-        title=f"Estimated against billed prompt tokens per row{sampled}",
-    )
-    legend = " ".join(
-        f'<span style="color:{_DETAIL_COLORS.get(d, "#777")}">&#9679;</span> {escape(d)}'
-        for d in dict.fromkeys(p.detail for p in a.sample)
-    )
-    right = column_chart(
-        "estimate-by-detail",
-        [x.key for x in a.by_detail],
-        [
-            Series("estimated", _ESTIMATED, [x.estimated for x in a.by_detail]),
-            Series("billed", _BILLED, [x.actual for x in a.by_detail]),
-        ],
-        lambda v: f"{v:,.0f}",
-        title="Estimated and billed prompt tokens per detail level",
-    )
-    summary = (
-        f'<p>Over {count(a.rows)} rows: estimated <b data-key="estimate.estimated_prompt_tokens" '
-        f'data-value="{a.estimated}">{count(a.estimated)}</b>, billed <b data-key="estimate.actual_prompt_tokens" '
-        f'data-value="{a.actual}">{count(a.actual)}</b>, error {a.error:+,} tokens ({pct(a.error_pct)}); '
-        f'<b data-key="estimate.exact_rows" data-value="{a.exact_rows}">{count(a.exact_rows)}</b> rows exact, '
-        f"{count(a.within_1pct_rows)} within 1%, mean absolute error per row "
-        f"{pct(a.mean_abs_pct_error, signed=False)}. Points on the dashed diagonal are exact.</p>"
-    )
-    rows = "".join(
-        f"<tr><td class=l>{escape(x.key)}</td><td>{count(x.rows)}</td><td>{count(x.estimated)}</td>"
-        f"<td>{count(x.actual)}</td><td>{pct(x.error_pct)}</td><td>{count(x.exact_rows)}</td></tr>"
-        for x in a.by_detail
-    )
-    table = (
-        "<table><tr><th class=l>detail</th><th>rows</th><th>estimated</th><th>billed</th><th>error</th>"
-        f"<th>exact rows</th></tr>{rows}</table>"
-    )
-    buckets = " &middot; ".join(f"{escape(k)}: {count(n)}" for k, n in a.buckets.items() if n)
-    largest = ""
-    if a.largest:
-        rows = "".join(
-            f'<tr><td class="l id">{escape(m.id)}</td><td class=l>{escape(m.detail)}</td><td>{count(m.estimated)}</td>'
-            f"<td>{count(m.actual)}</td><td>{m.error:+,} ({pct(m.error_pct)})</td></tr>"
-            for m in a.largest
-        )
-        largest = (
-            f"<h2>Largest differences</h2><table><tr><th class=l>id</th><th class=l>detail</th><th>estimated</th>"
-            f"<th>billed</th><th>error</th></tr>{rows}</table>"
-        )
-    body = (
-        f'{summary}<div class="grid2"><div>{left}<p class="note">{legend}</p></div><div>{right}</div></div>'
-        f'{table}<p class="note">Rows by error: {buckets}</p>{largest}'
-    )
-    return _section(title, body)
-
-
 def _outcomes(r: Report) -> str:
     cells = []
     for title, lines, colors, key, label in (
-        ("Status", r.by_status, _STATUS_COLORS, "status", "by_status"),
-        ("Finish reason", r.by_finish_reason, _FINISH_COLORS, "finish-reason", "by_finish_reason"),
+        ("Status", r.by_status, STATUS_COLORS, "status", "by_status"),
+        ("Finish reason", r.by_finish_reason, FINISH_COLORS, "finish-reason", "by_finish_reason"),
     ):
         if not lines:
             cells.append(f'<div><h2>{title}</h2><p class="empty">No rows.</p></div>')
@@ -242,7 +183,7 @@ def _outcomes(r: Report) -> str:
             title=f"Rows by {title.lower()}",
             category_colors=[colors.get(x.key, "#777") for x in lines],
         )
-        cells.append(f"<div><h2>{title}</h2>{chart}{_lines_table(lines, title.lower(), label, compact=True)}</div>")
+        cells.append(f"<div><h2>{title}</h2>{chart}{lines_table(lines, title.lower(), label, compact=True)}</div>")
     g = r.length
     codes = ""
     if r.error_codes:
@@ -259,14 +200,14 @@ def _outcomes(r: Report) -> str:
 def _timeline(r: Report) -> str:
     tl = r.timeline
     if not tl.available:
-        return _section("Tokens per minute", f'<p class="empty" data-key="timeline.note">{escape(tl.note)}</p>')
-    chart = timeline("timeline", tl.minutes, tl.tpm, _BILLED, title="Billed tokens per minute of the run")
-    return _section("Tokens per minute", f'{chart}<p class="note">{escape(tl.note)}</p>')
+        return section("Tokens per minute", f'<p class="empty" data-key="timeline.note">{escape(tl.note)}</p>')
+    chart = timeline("timeline", tl.minutes, tl.tpm, BILLED, title="Billed tokens per minute of the run")
+    return section("Tokens per minute", f'{chart}<p class="note">{escape(tl.note)}</p>')
 
 
 def _top(r: Report) -> str:
     if not r.top:
-        return _section("Most expensive rows", '<p class="empty">No billed rows.</p>')
+        return section("Most expensive rows", '<p class="empty">No billed rows.</p>')
     rows = "".join(
         f'<tr><td class="l id">{escape(x.id)}</td><td class=l>{escape(x.model)}</td>'
         f"<td class=l>{escape(x.detail)}</td><td class=l>{escape(x.status)}</td>"
@@ -281,28 +222,9 @@ def _top(r: Report) -> str:
         "<th class=l>finish</th><th>prompt</th><th>completion</th><th>total</th><th>standard</th><th>Batch</th></tr>"
         f"{rows}</table>"
     )
-    return _section(f"Most expensive rows (top {len(r.top)})", table)
+    return section(f"Most expensive rows (top {len(r.top)})", table)
 
 
 def _notes(r: Report) -> str:
     items = "".join(f"<li>{escape(n)}</li>" for n in r.notes)
-    return _section("Prices and notes", f'<ul class="notes">{items}</ul>')
-
-
-def _lines_table(lines: tuple[Line, ...], label: str, key: str, *, compact: bool = False) -> str:
-    """Rows, tokens and cost per key; ``compact`` leaves out the token columns."""
-    heads = ["rows", "billed"] + ([] if compact else ["prompt tokens", "completion tokens"]) + ["standard", "Batch"]
-    rows = []
-    for x in lines:
-        tokens = "" if compact else f"<td>{count(x.prompt_tokens)}</td><td>{count(x.completion_tokens)}</td>"
-        rows.append(
-            f"<tr><td class=l>{escape(x.key)}</td><td>{count(x.rows)}</td><td>{count(x.usage_rows)}</td>{tokens}"
-            f'<td data-key="{key}.{escape(x.key)}.cost_usd.standard" data-value="{x.cost_standard!r}">'
-            f"{usd(x.cost_standard)}</td><td>{usd(x.cost_batch)}</td></tr>"
-        )
-    head = "".join(f"<th>{h}</th>" for h in heads)
-    return f"<table><tr><th class=l>{escape(label)}</th>{head}</tr>{''.join(rows)}</table>"
-
-
-def _section(title: str, body: str) -> str:
-    return f"<section><h2>{escape(title)}</h2>{body}</section>"
+    return section("Prices and notes", f'<ul class="notes">{items}</ul>')

@@ -1,4 +1,4 @@
-"""The terminal view of a :class:`~batch.report_model.Report`, and the number formats the page shares.
+"""The terminal view of a :class:`~.model.Report`, and the number formats the page shares.
 
 Only layout lives here: every figure comes from the report object (also the ``--json`` output).
 """
@@ -7,28 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .model import Line, Report
+from .model import Report
+from .parts import Line
 
-__all__ = ["count", "pct", "render_text", "share", "usd"]
+__all__ = ["count", "pct", "render_report", "share", "usd"]
 
 
-def render_text(report: Report) -> str:
+def render_report(report: Report) -> str:
     """A fixed-width report: totals, breakdowns, cut-short answers, estimate vs actual, top rows."""
     r = report
-    t = r.total
-    lines = [
-        f"Cost report for {r.source}",
-        f"  rows      {count(t.rows)}: {count(t.usage_rows)} billed, {count(r.rows_without_usage)} without usage ($0)",
-        f"  tokens    {count(t.prompt_tokens)} prompt + {count(t.completion_tokens)} completion "
-        f"= {count(t.total_tokens)} total",
-        f"  cost      {usd(t.cost_standard)} at standard prices, {usd(t.cost_batch)} at Batch prices",
-    ]
-    for m in r.models:
-        p = m.price
-        lines.append(
-            f"  model     {m.model} -> price {p.name}: {_rate(p.input)} in / {_rate(p.output)} out per 1M tokens, "
-            f"Batch {_rate(p.batch_input)} / {_rate(p.batch_output)}{' (derived)' if p.batch_derived else ''}"
-        )
+    lines = _totals(r)
     for title, label, group in (
         ("By detail used", "detail", r.by_detail),
         ("By finish reason", "finish", r.by_finish_reason),
@@ -47,25 +35,7 @@ def render_text(report: Report) -> str:
     ]
     lines += ["", *_accuracy(r)]
     if r.top:
-        lines += ["", f"Most expensive rows (top {len(r.top)}):"]
-        lines += _table(
-            ["id", "detail", "finish", "prompt", "completion", "total", "standard", "batch"],
-            [
-                [
-                    x.id,
-                    x.detail,
-                    x.finish_reason,
-                    count(x.prompt_tokens),
-                    count(x.completion_tokens),
-                    count(x.total_tokens),
-                    usd(x.cost_standard),
-                    usd(x.cost_batch),
-                ]
-                for x in r.top
-            ],
-            left=3,
-            indent=2,
-        )
+        lines += ["", f"Most expensive rows (top {len(r.top)}):", *_top_rows(r)]
     lines += ["", "Tokens per minute:"]
     tl = r.timeline
     if tl.available:
@@ -74,6 +44,46 @@ def render_text(report: Report) -> str:
     lines.append(f"  {tl.note}")
     lines += ["", "Notes:", *(f"  - {note}" for note in r.notes)]
     return "\n".join(lines)
+
+
+def _totals(r: Report) -> list[str]:
+    """The heading: rows, tokens and cost over the whole file, and each model's price."""
+    t = r.total
+    lines = [
+        f"Cost report for {r.source}",
+        f"  rows      {count(t.rows)}: {count(t.usage_rows)} billed, {count(r.rows_without_usage)} without usage ($0)",
+        f"  tokens    {count(t.prompt_tokens)} prompt + {count(t.completion_tokens)} completion "
+        f"= {count(t.total_tokens)} total",
+        f"  cost      {usd(t.cost_standard)} at standard prices, {usd(t.cost_batch)} at Batch prices",
+    ]
+    for m in r.models:
+        p = m.price
+        lines.append(
+            f"  model     {m.model} -> price {p.name}: {_rate(p.input)} in / {_rate(p.output)} out per 1M tokens, "
+            f"Batch {_rate(p.batch_input)} / {_rate(p.batch_output)}{' (derived)' if p.batch_derived else ''}"
+        )
+    return lines
+
+
+def _top_rows(r: Report) -> list[str]:
+    return _table(
+        ["id", "detail", "finish", "prompt", "completion", "total", "standard", "batch"],
+        [
+            [
+                x.id,
+                x.detail,
+                x.finish_reason,
+                count(x.prompt_tokens),
+                count(x.completion_tokens),
+                count(x.total_tokens),
+                usd(x.cost_standard),
+                usd(x.cost_batch),
+            ]
+            for x in r.top
+        ],
+        left=3,
+        indent=2,
+    )
 
 
 def _accuracy(r: Report) -> list[str]:

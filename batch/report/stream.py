@@ -2,8 +2,9 @@
 
 :class:`Accumulator` keeps integer token sums per *fine group* (detail used x finish reason x
 status x model), the bounded heaps of the most expensive rows and the largest estimate errors,
-the token histograms, a thinned sample for the scatter plot and, when the file has a completion
-time, per-minute sums. :mod:`batch.report_build` turns them into the typed report.
+the token histograms, the estimate's accuracy (:mod:`.stream_accuracy`: error buckets, largest
+errors, a thinned sample for the scatter plot) and, when the file has a completion time,
+per-minute sums. :mod:`.build` turns them into the typed report.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..core import BatchError, Price, PriceTable, UnknownModelError
-from .model import ACCURACY_BUCKETS, NONE, RowCost, RowMiss, SamplePoint
-from .streamstats import ThinnedSample, TokenHistogram, TopN
+from .parts import NONE, RowCost
+from .stream_accuracy import AccuracySums
+from .streamstats import TokenHistogram, TopN
 
 __all__ = [
     "KEY_COLUMNS",
@@ -31,8 +33,6 @@ __all__ = [
     "ReportError",
 ]
 
-_BUCKET_EDGES = np.array([-10.0, -5.0, -1.0, 0.0, 1.0, 5.0, 10.0])
-_SAMPLE_CAP = 2000
 _MAX_ERROR_CODES = 50
 TIMELINE_COLUMN = "completed_at"
 _TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens", "estimated_prompt_tokens")
@@ -75,19 +75,14 @@ class Accumulator:
     error_codes: dict[str, int] = field(default_factory=dict)
     prices: dict[str, Price | None] = field(default_factory=dict)  # distinct model names only
     top: TopN[RowCost] = field(init=False)
-    misses: TopN[RowMiss] = field(init=False)
     prompt_hist: TokenHistogram = field(default_factory=TokenHistogram)
     completion_hist: TokenHistogram = field(default_factory=TokenHistogram)
-    buckets: IntArray = field(default_factory=lambda: np.zeros(len(ACCURACY_BUCKETS), dtype=np.int64))
-    within_1pct: int = 0
-    abs_pct_sum: float = 0.0
-    abs_pct_rows: int = 0
-    sample: ThinnedSample[SamplePoint] = field(default_factory=lambda: ThinnedSample(_SAMPLE_CAP))
+    accuracy: AccuracySums = field(init=False)
     minutes: dict[int, list[int]] = field(default_factory=dict)  # epoch minute -> [tokens, rows]
 
     def __post_init__(self) -> None:
         self.top = TopN(self.top_n)
-        self.misses = TopN(self.top_n)
+        self.accuracy = AccuracySums(self.top_n)
 
     def add(self, batch: pa.RecordBatch) -> None:
         n = batch.num_rows
@@ -120,7 +115,9 @@ class Accumulator:
             rows[billed],
             lambda idx: self._row_costs(batch, keys, billed[idx], rows, prompt, completion, total, standard, at_batch),
         )
-        self._add_accuracy(batch, keys, rows, paired, estimated, prompt, diff)
+        self.accuracy.add(
+            keys["detail_used"], rows, paired, estimated, prompt, diff, lambda idx: self._ids(batch, idx, rows)
+        )
         if self.timed:
             self._add_minutes(batch.column(TIMELINE_COLUMN), has_usage, total)
 
@@ -241,70 +238,6 @@ class Accumulator:
         if self.id_column is None:
             return [f"#{int(rows[i])}" for i in idx.tolist()]
         return [str(v) for v in batch.column(self.id_column).take(pa.array(idx)).to_pylist()]
-
-    def _add_accuracy(
-        self,
-        batch: pa.RecordBatch,
-        keys: Mapping[str, pa.Array],
-        rows: IntArray,
-        paired: BoolArray,
-        estimated: IntArray,
-        actual: IntArray,
-        diff: IntArray,
-    ) -> None:
-        where = np.nonzero(paired)[0]
-        if len(where) == 0:
-            return
-        d, a = diff[where], actual[where]
-        positive = a > 0
-        pct = np.where(positive, d * 100.0 / np.maximum(a, 1), np.where(d > 0, np.inf, np.where(d < 0, -np.inf, 0.0)))
-        self.abs_pct_sum += float(np.abs(pct[positive]).sum())
-        self.abs_pct_rows += int(np.count_nonzero(positive))
-        self.within_1pct += int(np.count_nonzero(np.abs(pct) <= 1.0))
-        is_exact = d == 0
-        self.buckets[4] += int(np.count_nonzero(is_exact))
-        off_pct = pct[~is_exact]
-        # Below zero the buckets are [low, high), above (low, high]: exactly -1% and +1% are "within 1%".
-        slot = np.where(
-            off_pct < 0, np.digitize(off_pct, _BUCKET_EDGES), np.digitize(off_pct, _BUCKET_EDGES, right=True)
-        )
-        slot = np.where(slot >= 4, slot + 1, slot)  # skip the "exact" bucket
-        self.buckets += np.bincount(slot, minlength=len(ACCURACY_BUCKETS)).astype(np.int64)
-
-        details = keys["detail_used"]
-        off = where[~is_exact]
-        self.misses.offer(
-            np.abs(diff[off]).astype(np.float64),
-            rows[off],
-            lambda idx: self._misses(batch, details, off[idx], rows, estimated, actual),
-        )
-        self._add_sample(details, where, rows, estimated, actual)
-
-    def _misses(
-        self,
-        batch: pa.RecordBatch,
-        details: pa.Array,
-        idx: IntArray,
-        rows: IntArray,
-        estimated: IntArray,
-        actual: IntArray,
-    ) -> list[RowMiss]:
-        ids = self._ids(batch, idx, rows)
-        names = details.take(pa.array(idx)).to_pylist()
-        return [
-            RowMiss(int(rows[i]), ids[k], names[k], int(estimated[i]), int(actual[i]))
-            for k, i in enumerate(idx.tolist())
-        ]
-
-    def _add_sample(
-        self, details: pa.Array, where: IntArray, rows: IntArray, estimated: IntArray, actual: IntArray
-    ) -> None:
-        take = where[self.sample.wanted(rows[where])]
-        names = details.take(pa.array(take)).to_pylist()
-        self.sample.extend(
-            [int(rows[i]) for i in take.tolist()],
-            [SamplePoint(int(estimated[i]), int(actual[i]), str(names[k])) for k, i in enumerate(take.tolist())],
-        )
 
     def _add_minutes(self, column: pa.Array, has_usage: BoolArray, total: IntArray) -> None:
         ms = pc.cast(pc.cast(column, pa.timestamp("ms")), pa.int64())

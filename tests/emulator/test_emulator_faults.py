@@ -27,8 +27,9 @@ from emulator_helpers import (
 )
 
 from batch.emulator import Deployment, EmbeddedEmulator, EmulatorConfig, Fault, LatencyModel, main
-from batch.emulator.faults import FAULT_KINDS, FaultInjector, parse_fault_spec
-from batch.emulator.server import _banner, build_parser, config_from_args
+from batch.emulator.command import _banner, build_parser, config_from_args
+from batch.emulator.fault_injector import FaultInjector
+from batch.emulator.faults import FAULT_KINDS, parse_fault_spec
 
 HI = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
 HI_CHARGE = 28  # prompt 8 + max 20 under prompt+max

@@ -23,7 +23,7 @@ from batch.emulator import (
     LatencyModel,
     create_app,
 )
-from batch.emulator.server import build_parser, config_from_args
+from batch.emulator.command import build_parser, config_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
 EMULATOR_DIR = ROOT / "batch" / "emulator"

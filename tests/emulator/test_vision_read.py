@@ -17,7 +17,7 @@ from emulator_helpers import KEY, data_url, inside, text_image, zero_config
 from PIL import Image
 
 from batch.emulator import EmbeddedEmulator, EmulatorConfig, Fault
-from batch.emulator.server import _banner, build_parser, config_from_args
+from batch.emulator.command import _banner, build_parser, config_from_args
 
 QUERY = "api-version=2024-02-01&features=read"
 AZURE_401 = {

@@ -1,0 +1,147 @@
+"""A job's settings as typed, frozen dataclasses: what :func:`~.spec.load_spec` builds from a job file.
+
+One class per table of the job file (``[input]``, ``[prompt]``, ``[endpoint]``, ...), with the defaults
+the JSON Schema (``batch/data/job.schema.json``) documents. Keys are never held here: only the
+*name* of the environment variable that holds one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "Columns",
+    "DocumentsSpec",
+    "EmulatorSpec",
+    "EndpointKind",
+    "EndpointSpec",
+    "InputSpec",
+    "JobSpec",
+    "LimitsSpec",
+    "OCR_MODES",
+    "OcrMode",
+    "OcrSpec",
+    "OutputSpec",
+    "PromptSpec",
+    "RequestPacking",
+]
+
+EndpointKind = Literal["azure", "azure-v1", "openai"]
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    id: str = "id"
+    image: str = "image"
+    prompt: str = "prompt"
+    detail: str = "detail"
+    max_tokens: str = "max_tokens"
+    pages: str = "pages"
+    ocr: str = "ocr"
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    manifest: Path
+    base_dir: Path
+    allow_outside_paths: bool = False
+    batch_rows: int = 1024
+    columns: Columns = Columns()
+    verify_images: Literal["quick", "full"] = "quick"
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSpec:
+    user: str
+    system: str = ""
+    detail: str = "auto"
+    max_tokens: int = 300
+    temperature: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec:
+    deployment: str
+    model: str
+    kind: EndpointKind = "azure"
+    url: str | None = None
+    api_version: str = "2024-10-21"
+    auth: Literal["key", "entra"] = "key"
+    api_key_env: str = "AZURE_OPENAI_API_KEY"
+    timeout_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSpec:
+    tpm: int | None = None
+    rpm: int | None = None
+    concurrency: int = 0
+    max_attempts: int = 8
+
+    @property
+    def effective_rpm(self) -> int | None:
+        """Azure assigns 6 RPM per 1000 TPM; an explicit rpm wins."""
+        if self.rpm is not None:
+            return self.rpm
+        if self.tpm is not None:
+            return max(1, self.tpm * 6 // 1000)
+        return None
+
+
+RequestPacking = Literal["per-page", "packed"]
+OcrMode = Literal["off", "local", "azure-read", "azure-enhancements"]
+OCR_MODES: tuple[OcrMode, ...] = ("off", "local", "azure-read", "azure-enhancements")
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentsSpec:
+    dpi: int = 200
+    requests: RequestPacking = "per-page"
+    pages_per_request: int | None = None
+    max_pages: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class OcrSpec:
+    mode: OcrMode = "off"
+    language: str = "en"
+    hint: bool = True
+    vision_endpoint: str | None = None
+    vision_key_env: str = "AZURE_VISION_KEY"
+    read_api_version: str = "2024-02-01"
+    read_tps: float = 10.0
+    enhancements_api_version: str = "2023-12-01-preview"
+    grounding: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    path: Path
+    flush_rows: int = 500
+    flush_seconds: float = 5.0
+    retry_errors: frozenset[str] = frozenset()  # error codes re-sent on a rerun; "*": every error
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorSpec:
+    latency: Literal["realistic", "zero"] = "realistic"
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    source: Path
+    input: InputSpec
+    prompt: PromptSpec
+    endpoint: EndpointSpec
+    limits: LimitsSpec
+    output: OutputSpec
+    emulator: EmulatorSpec
+    documents: DocumentsSpec = DocumentsSpec()
+    ocr: OcrSpec = OcrSpec()
+
+    @property
+    def uses_embedded_emulator(self) -> bool:
+        return self.endpoint.url is None
