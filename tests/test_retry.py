@@ -15,7 +15,8 @@ from batch.core.errors import (
     RowError,
     TransientApiError,
 )
-from batch.send.retry import RetryPolicy, classify_status, make_api_error, parse_retry_after, retry_delay, should_retry
+from batch.send.retry import RetryPolicy, parse_retry_after, retry_delay, should_retry
+from batch.send.status import classify_status, make_api_error
 
 # Wed, 21 Oct 2015 07:28:00 GMT
 DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
@@ -140,12 +141,30 @@ def test_make_api_error_builds_the_classified_error() -> None:
     err = make_api_error(429, "429", "HTTP 429: slow down", headers, request_id="req-1")
     assert isinstance(err, RateLimitedError)
     assert (err.retry_after, err.status, err.code, err.request_id) == (2.5, 429, "429", "req-1")
+    assert err.kind == "unknown"  # the message names neither limit
     assert err.headers == headers
     assert str(err) == "HTTP 429: slow down"
 
     fatal = make_api_error(404, "DeploymentNotFound", "no such deployment", {})
     assert type(fatal) is FatalApiError
     assert (fatal.status, fatal.code) == (404, "DeploymentNotFound")
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("Requests to ChatCompletions_Create ... have exceeded call rate limit of your tier.", "requests"),
+        ("Requests to ChatCompletions_Create ... have exceeded token rate limit of your tier.", "tokens"),
+        ("Rate limit reached for gpt-4o on requests per min (RPM): Limit 500.", "requests"),
+        ("Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000.", "tokens"),
+        ("Too Many Requests", "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_a_429_knows_its_kind_from_the_reply(message: str, kind: str) -> None:
+    err = make_api_error(429, "429", f"HTTP 429 from azure deployment 'd': {message}", {"retry-after": "1"})
+    assert isinstance(err, RateLimitedError)
+    assert err.kind == kind
 
 
 # --- should_retry -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from .errors import (
     RowError,
     RunStopped,
     SpecError,
+    ThrottleKind,
     TransientApiError,
     UnknownModelError,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "RunStopped",
     "SpecError",
     "Status",
+    "ThrottleKind",
     "TileRule",
     "TransientApiError",
     "UnknownModelError",

@@ -58,7 +58,6 @@ from ..send import (
     fatal_advice,
     retry_delay,
     should_retry,
-    throttle_kind,
 )
 from .paged import PagedRows
 from .progress import ProgressBar, RunSummary, Tally
@@ -187,7 +186,7 @@ class Runner:
                 last = exc
                 throttled += 1
                 self.tally.throttled += 1
-                self.limiter.on_throttle(permit, exc.retry_after, throttle_kind(str(exc)), exc.headers)
+                self.limiter.on_throttle(permit, exc.retry_after, exc.kind, exc.headers)
                 if throttled >= MAX_THROTTLED_ATTEMPTS:
                     break
                 continue

@@ -3,7 +3,6 @@ pacing (``ratelimit/``), the in-flight window, Azure AI Vision read."""
 
 from .http import ChatClient, Credential, KeyCredential, Reply, Target, credential_for, fatal_advice
 from .inflight import ByteBudget, LiveStats, Window
-from .ratelimit.headers import throttle_kind
 from .ratelimit.limiter import RateLimiter
 from .retry import RetryPolicy, retry_delay, should_retry
 from .vision_read import AzureRead
@@ -24,5 +23,4 @@ __all__ = [
     "fatal_advice",
     "retry_delay",
     "should_retry",
-    "throttle_kind",
 ]

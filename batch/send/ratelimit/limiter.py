@@ -42,7 +42,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import takewhile
 
-from ...core import RowError
+from ...core import RowError, ThrottleKind
 from .burst import BurstLog
 from .charge import ChargeUnits
 from .headers import header_int
@@ -359,13 +359,15 @@ class RateLimiter:
         self,
         permit: Permit | None,
         retry_after: float | None,
-        kind: str = "tokens",
+        kind: ThrottleKind = "unknown",
         headers: Mapping[str, str] | None = None,
     ) -> None:
         """A 429: one cool-down shared by every caller, and a correction if our books were wrong.
 
         A 429 alone says nothing reliable about the limit (others may share the deployment, a
         proxy may throttle): limits are learned only from the x-ratelimit headers it carries.
+        ``kind`` "requests" corrects the request window; "tokens" and "unknown" the token books
+        (most 429s are about tokens).
         """
         now = self._clock()
         self.throttled += 1
