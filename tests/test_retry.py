@@ -15,6 +15,7 @@ from batch.core.errors import (
     RowError,
     TransientApiError,
 )
+from batch.send import retry as retry_module
 from batch.send.retry import RetryPolicy, parse_retry_after, retry_delay, should_retry
 from batch.send.status import classify_status, make_api_error
 
@@ -74,8 +75,11 @@ def test_parse_retry_after(headers: dict[str, str], message: str | None, expecte
     assert parse_retry_after(headers, message, now=DATE_TS - 30) == expected
 
 
-def test_parse_retry_after_date_defaults_to_the_current_time() -> None:
-    assert parse_retry_after({"retry-after": "Thu, 01 Jan 2099 00:00:00 GMT"}, None) > 10**9  # type: ignore[operator]
+def test_parse_retry_after_date_defaults_to_the_current_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retry_module.time, "time", lambda: DATE_TS - 45.5)
+    assert parse_retry_after({"retry-after": DATE}, None) == 45.5
+    monkeypatch.setattr(retry_module.time, "time", lambda: DATE_TS + 1)
+    assert parse_retry_after({"retry-after": DATE}, None) == 0.0  # already past
 
 
 # --- classify_status ----------------------------------------------------------------------------
@@ -283,7 +287,12 @@ def test_retry_delay_rejects_attempt_zero() -> None:
 
 def test_policy_defaults() -> None:
     assert RetryPolicy() == RetryPolicy(
-        max_attempts=8, base_delay=0.5, max_delay=30.0, max_server_delay=120.0, quota_exhausted_after=3600.0
+        max_attempts=8,
+        base_delay=0.5,
+        max_delay=30.0,
+        max_server_delay=120.0,
+        quota_exhausted_after=3600.0,
+        max_throttled=50,
     )
 
 
@@ -291,6 +300,7 @@ def test_policy_defaults() -> None:
     ("kwargs", "fragment"),
     [
         ({"max_attempts": 0}, "max_attempts must be at least 1"),
+        ({"max_throttled": 0}, "max_throttled must be at least 1"),
         ({"base_delay": -1.0}, "base_delay must be >= 0"),
         ({"max_delay": float("nan")}, "max_delay must be >= 0"),
         ({"max_server_delay": -0.1}, "max_server_delay must be >= 0"),
