@@ -9,19 +9,26 @@ from batch.send.inflight import ByteBudget, Window
 
 async def test_byte_budget_holds_bodies_until_room() -> None:
     budget = ByteBudget(limit=100)
-    peak = 0
+    release_a = asyncio.Event()
     order: list[str] = []
 
-    async def hold(name: str, n: int, secs: float) -> None:
-        nonlocal peak
+    async def hold(name: str, n: int, until: asyncio.Event | None = None) -> None:
         async with budget.hold(n):
-            peak = max(peak, budget.used)
             order.append(name)
-            await asyncio.sleep(secs)
+            if until is not None:
+                await until.wait()
 
-    await asyncio.gather(hold("a", 60, 0.05), hold("b", 60, 0.0), hold("c", 30, 0.0))
-    assert peak <= 100
-    assert order[0] == "a" and set(order) == {"a", "b", "c"}
+    a = asyncio.ensure_future(hold("a", 60, release_a))
+    await asyncio.sleep(0)
+    b = asyncio.ensure_future(hold("b", 60))  # 60 + 60 > 100: waits for a
+    c = asyncio.ensure_future(hold("c", 30))  # 60 + 30 fits beside a
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert order == ["a", "c"] and not b.done()
+    assert budget.used == 60
+    release_a.set()
+    await asyncio.wait_for(asyncio.gather(a, b, c), 1)
+    assert order == ["a", "c", "b"]
     assert budget.used == 0
 
 
@@ -38,9 +45,20 @@ async def test_window_grows_and_shrinks() -> None:
     waiter = asyncio.ensure_future(w.enter())
     await asyncio.sleep(0)
     assert not waiter.done()
-    await w.resize(2)
+    await w.resize(2)  # grow: the waiter gets in
     await asyncio.wait_for(waiter, 1)
     assert w.active == 2
-    await w.leave()
+
+    await w.resize(1)  # shrink below what is in: nobody is thrown out, nobody new gets in ...
+    assert w.active == 2
+    blocked = asyncio.ensure_future(w.enter())
+    await asyncio.sleep(0)
+    assert not blocked.done()
+    await w.leave()  # ... 1 in, size 1: still full
+    await asyncio.sleep(0)
+    assert not blocked.done() and w.active == 1
+    await w.leave()  # 0 in: the blocked one enters
+    await asyncio.wait_for(blocked, 1)
+    assert w.active == 1
     await w.leave()
     assert w.active == 0

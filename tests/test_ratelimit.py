@@ -138,6 +138,7 @@ async def test_concurrent_callers_are_served_in_order() -> None:
 def test_throttle_kind_reads_azure_messages() -> None:
     assert throttle_kind("... have exceeded call rate limit of your current ...") == "requests"
     assert throttle_kind("... have exceeded token rate limit of your current ...") == "tokens"
+    assert throttle_kind("HTTP 429 from azure deployment 'd': Too Many Requests") == "unknown"
 
 
 async def test_429s_without_a_delay_back_off_exponentially() -> None:

@@ -15,7 +15,9 @@ from batch.core.errors import (
     RowError,
     TransientApiError,
 )
-from batch.send.retry import RetryPolicy, classify_status, make_api_error, parse_retry_after, retry_delay, should_retry
+from batch.send import retry as retry_module
+from batch.send.retry import RetryPolicy, parse_retry_after, retry_delay, should_retry
+from batch.send.status import classify_status, make_api_error
 
 # Wed, 21 Oct 2015 07:28:00 GMT
 DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
@@ -73,8 +75,11 @@ def test_parse_retry_after(headers: dict[str, str], message: str | None, expecte
     assert parse_retry_after(headers, message, now=DATE_TS - 30) == expected
 
 
-def test_parse_retry_after_date_defaults_to_the_current_time() -> None:
-    assert parse_retry_after({"retry-after": "Thu, 01 Jan 2099 00:00:00 GMT"}, None) > 10**9  # type: ignore[operator]
+def test_parse_retry_after_date_defaults_to_the_current_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retry_module.time, "time", lambda: DATE_TS - 45.5)
+    assert parse_retry_after({"retry-after": DATE}, None) == 45.5
+    monkeypatch.setattr(retry_module.time, "time", lambda: DATE_TS + 1)
+    assert parse_retry_after({"retry-after": DATE}, None) == 0.0  # already past
 
 
 # --- classify_status ----------------------------------------------------------------------------
@@ -140,12 +145,30 @@ def test_make_api_error_builds_the_classified_error() -> None:
     err = make_api_error(429, "429", "HTTP 429: slow down", headers, request_id="req-1")
     assert isinstance(err, RateLimitedError)
     assert (err.retry_after, err.status, err.code, err.request_id) == (2.5, 429, "429", "req-1")
+    assert err.kind == "unknown"  # the message names neither limit
     assert err.headers == headers
     assert str(err) == "HTTP 429: slow down"
 
     fatal = make_api_error(404, "DeploymentNotFound", "no such deployment", {})
     assert type(fatal) is FatalApiError
     assert (fatal.status, fatal.code) == (404, "DeploymentNotFound")
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("Requests to ChatCompletions_Create ... have exceeded call rate limit of your tier.", "requests"),
+        ("Requests to ChatCompletions_Create ... have exceeded token rate limit of your tier.", "tokens"),
+        ("Rate limit reached for gpt-4o on requests per min (RPM): Limit 500.", "requests"),
+        ("Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000.", "tokens"),
+        ("Too Many Requests", "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_a_429_knows_its_kind_from_the_reply(message: str, kind: str) -> None:
+    err = make_api_error(429, "429", f"HTTP 429 from azure deployment 'd': {message}", {"retry-after": "1"})
+    assert isinstance(err, RateLimitedError)
+    assert err.kind == kind
 
 
 # --- should_retry -------------------------------------------------------------------------------
@@ -264,7 +287,12 @@ def test_retry_delay_rejects_attempt_zero() -> None:
 
 def test_policy_defaults() -> None:
     assert RetryPolicy() == RetryPolicy(
-        max_attempts=8, base_delay=0.5, max_delay=30.0, max_server_delay=120.0, quota_exhausted_after=3600.0
+        max_attempts=8,
+        base_delay=0.5,
+        max_delay=30.0,
+        max_server_delay=120.0,
+        quota_exhausted_after=3600.0,
+        max_throttled=50,
     )
 
 
@@ -272,6 +300,7 @@ def test_policy_defaults() -> None:
     ("kwargs", "fragment"),
     [
         ({"max_attempts": 0}, "max_attempts must be at least 1"),
+        ({"max_throttled": 0}, "max_throttled must be at least 1"),
         ({"base_delay": -1.0}, "base_delay must be >= 0"),
         ({"max_delay": float("nan")}, "max_delay must be >= 0"),
         ({"max_server_delay": -0.1}, "max_server_delay must be >= 0"),

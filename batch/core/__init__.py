@@ -14,6 +14,7 @@ from .errors import (
     RowError,
     RunStopped,
     SpecError,
+    ThrottleKind,
     TransientApiError,
     UnknownModelError,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "Sent",
     "SpecError",
     "Status",
+    "ThrottleKind",
     "TileRule",
     "TransientApiError",
     "UnknownModelError",

@@ -22,6 +22,10 @@ TransientApiError)`` and nothing else.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
+
+#: Which of a deployment's limits a 429 is about; "unknown" when the reply does not say.
+ThrottleKind = Literal["tokens", "requests", "unknown"]
 
 
 class BatchError(Exception):
@@ -81,11 +85,15 @@ class TransientApiError(ApiError):
 
 
 class RateLimitedError(TransientApiError):
-    """HTTP 429 with a delay the server asked for (seconds), if it gave one."""
+    """HTTP 429 with a delay the server asked for (seconds), if it gave one, and the limit it is
+    about (read once, from the reply, where the error is made)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, kind: ThrottleKind = "unknown", **kw: object
+    ) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
+        self.kind: ThrottleKind = kind
 
 
 class PermanentApiError(ApiError):

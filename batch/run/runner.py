@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import Mapping
 from contextlib import suppress
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -26,14 +27,12 @@ import aiohttp
 from ..core import (
     Answer,
     ApiError,
-    ContentFilteredError,
     CostMeter,
     Failure,
     FatalApiError,
     JobSpec,
     OcrMode,
     Outcome,
-    RateLimitedError,
     RowError,
     RunStopped,
     Sent,
@@ -48,9 +47,12 @@ from ..ledger import ResultStore
 from ..ocr import check_ocr_setup, vision_key
 from ..plan import PreparedRequest, RequestBuilder
 from ..send import (
+    Attempts,
     ByteBudget,
     ChatClient,
     Credential,
+    Failed,
+    LimiterPacing,
     LiveStats,
     RateLimiter,
     Reply,
@@ -59,22 +61,15 @@ from ..send import (
     Window,
     credential_for,
     fatal_advice,
-    retry_delay,
-    should_retry,
-    throttle_kind,
 )
 from .paged import PagedRows
 from .progress import ProgressBar, RunSummary, Tally
 
-# 429s are the limiter's pacing signal, not a fault of the row: they get their own, larger budget.
-MAX_THROTTLED_ATTEMPTS = 50
 # A row that runs out of attempts while nothing has succeeded for this long is a victim of an
 # outage, not a bad row: the run stops (resumable) instead of writing error rows for everything.
 OUTAGE_S = 60.0
 # Connection refusals before any request ever succeeded: the endpoint URL is wrong or down.
 UNREACHABLE_AFTER = 3
-# DeploymentNotFound can be a deployment created minutes ago: one delayed retry, then stop.
-NOT_FOUND_RETRY_S = 3.0
 _MIN_WINDOW, _MAX_WINDOW, _UNLIMITED_WINDOW = 2, 1024, 64
 
 
@@ -111,6 +106,7 @@ class Runner:
         )
         self.tally = Tally(self.info.num_rows)
         self._rng = random.Random(seed)
+        self.attempts = Attempts(self.policy, watch=self, rng=self._rng)
         self._live = LiveStats()
         self._bytes = ByteBudget()
         self._show_progress = show_progress
@@ -171,80 +167,61 @@ class Runner:
     async def _send(
         self, client: ChatClient, item: WorkItem, req: PreparedRequest, url: str | None = None
     ) -> Outcome | None:
-        """Attempts for one built request: pacing, retries, and the row's outcome."""
-        attempts = throttled = 0
-        retried_not_found = False
-        started = time.monotonic()
-        last: ApiError | None = None
-        while not self._stop.is_set():
-            try:
-                permit = await self.limiter.acquire(req.estimate.admission, req.size_estimate)
-            except RowError as exc:
-                return self._outcome(item, req, "error", attempts, started, code=exc.code, message=str(exc))
-            attempts += 1
-            self.tally.requests += 1
-            sent = time.monotonic()
-            try:
-                reply = await self._on_the_wire(client, req.body, url)
-            except RateLimitedError as exc:
-                last = exc
-                throttled += 1
-                self.tally.throttled += 1
-                self.limiter.on_throttle(permit, exc.retry_after, throttle_kind(str(exc)), exc.headers)
-                if throttled >= MAX_THROTTLED_ATTEMPTS:
-                    break
-                continue
-            except FatalApiError as exc:
-                self.limiter.refund(permit)
-                if exc.status == 404 and not retried_not_found:
-                    retried_not_found = True
-                    await asyncio.sleep(NOT_FOUND_RETRY_S)
-                    continue
-                self._halt(fatal_advice(exc, self.spec.endpoint, self.target))
+        """Attempts for one built request (the loop: ``send.Attempts``), and the row's outcome."""
+        pacing = LimiterPacing(self.limiter, req.estimate.admission, req.size_estimate)
+        result = await self.attempts.run(partial(self._on_the_wire, client, req.body, url), pacing)
+        if isinstance(result, Failed):
+            return self._failed(item, req, result)
+        self._last_success = time.monotonic()
+        self._live.observe(result.wire_s, req.estimate.admission)
+        c = result.reply.completion
+        status: Status = "filtered" if c.finish_reason == "content_filter" else "ok"
+        return Outcome(
+            item.index,
+            status,
+            answer=Answer(c.answer, c.finish_reason, c.usage, c.model),
+            sent=_sent(req),
+            grounding=c.grounding,
+            attempts=result.attempts,
+            latency_ms=result.elapsed_s * 1000,
+            request_id=c.request_id,
+        )
+
+    def _failed(self, item: WorkItem, req: PreparedRequest, result: Failed) -> Outcome | None:
+        """The row's outcome for a request that got no reply; None when the run stops instead."""
+        exc = result.error
+        if result.kind == "stopped":
+            return None
+        if result.kind == "fatal":
+            assert isinstance(exc, FatalApiError)
+            self._halt(fatal_advice(exc, self.spec.endpoint, self.target))
+            return None
+        assert exc is not None
+        if result.kind == "exhausted":
+            quiet = time.monotonic() - (self._last_success or self._started)
+            if quiet >= OUTAGE_S:
+                self._halt(f"no request has succeeded for {quiet:.0f} s; the last error: {exc}")
                 return None
-            except ContentFilteredError as exc:
-                return self._outcome(item, req, "filtered", attempts, started, exc=exc)
-            except TransientApiError as exc:
-                last = exc
-                if exc.code == "connect_error":
-                    self.limiter.refund(permit)
-                    self._connect_errors += 1
-                    if self._last_success is None and self._connect_errors >= UNREACHABLE_AFTER:
-                        self._halt(
-                            f"{exc}\n  what to fix: check [endpoint].url / --endpoint, or whether the service is up"
-                        )
-                        return None
-                elif exc.headers:
-                    self.limiter.on_response(permit, exc.headers)
-                if not should_retry(exc, attempts, self.policy):
-                    break
-                await asyncio.sleep(retry_delay(exc, attempts, self.policy, self._rng))
-                continue
-            except ApiError as exc:  # permanent: 400, 403, 413, 422 ...
-                return self._outcome(item, req, "error", attempts, started, exc=exc)
-            self.limiter.on_response(permit, reply.headers)
-            self._last_success = time.monotonic()
-            self._live.observe(self._last_success - sent, req.estimate.admission)
-            c = reply.completion
-            status: Status = "filtered" if c.finish_reason == "content_filter" else "ok"
-            return Outcome(
-                item.index,
-                status,
-                answer=Answer(c.answer, c.finish_reason, c.usage, c.model),
-                sent=_sent(req),
-                grounding=c.grounding,
-                attempts=attempts,
-                latency_ms=(time.monotonic() - started) * 1000,
-                request_id=c.request_id,
-            )
-        if self._stop.is_set():
-            return None
-        assert last is not None
-        quiet = time.monotonic() - (self._last_success or self._started)
-        if quiet >= OUTAGE_S:
-            self._halt(f"no request has succeeded for {quiet:.0f} s; the last error: {last}")
-            return None
-        return self._outcome(item, req, "error", attempts, started, exc=last, exhausted=True)
+        status: Status = "filtered" if result.kind == "filtered" else "error"
+        return self._outcome(item, req, status, result, exhausted=result.kind == "exhausted")
+
+    # ---- what the run hears of each attempt (send.Watch) ----------------------------------------
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def on_attempt(self) -> None:
+        self.tally.requests += 1
+
+    def on_throttled(self) -> None:
+        self.tally.throttled += 1
+
+    def on_transient(self, error: TransientApiError) -> None:
+        if error.code != "connect_error":
+            return
+        self._connect_errors += 1
+        if self._last_success is None and self._connect_errors >= UNREACHABLE_AFTER:
+            self._halt(f"{error}\n  what to fix: check [endpoint].url / --endpoint, or whether the service is up")
 
     async def _on_the_wire(self, client: ChatClient, body: bytes, url: str | None) -> Reply:
         """One attempt, counted while it is on the wire (the window's sizing reads the count)."""
@@ -255,29 +232,20 @@ class Runner:
             self._on_wire -= 1
 
     def _outcome(
-        self,
-        item: WorkItem,
-        req: PreparedRequest,
-        status: Status,
-        attempts: int,
-        started: float,
-        *,
-        exc: ApiError | None = None,
-        code: str | None = None,
-        message: str | None = None,
-        exhausted: bool = False,
+        self, item: WorkItem, req: PreparedRequest, status: Status, result: Failed, *, exhausted: bool = False
     ) -> Outcome:
-        msg = message if message is not None else (str(exc) if exc else None)
+        exc = result.error
+        msg = str(exc) if exc is not None else None
         if exhausted and msg:
-            msg = f"gave up after {attempts} attempts; last: {msg}"
+            msg = f"gave up after {result.attempts} attempts; last: {msg}"
         return Outcome(
             item.index,
             status,
-            error=Failure(code if code is not None else (exc.code if exc else None), msg),
+            error=Failure(exc.code if exc is not None else None, msg),
             sent=_sent(req),
-            attempts=attempts,
-            latency_ms=(time.monotonic() - started) * 1000,
-            request_id=exc.request_id if exc else None,
+            attempts=result.attempts,
+            latency_ms=result.elapsed_s * 1000,
+            request_id=exc.request_id if isinstance(exc, ApiError) else None,
         )
 
     def _halt(self, reason: str) -> None:

@@ -3,7 +3,7 @@
 This is the only module that talks aiohttp. It builds the URL and auth headers for the three
 endpoint kinds, sends one request through an injected ``aiohttp.ClientSession``, translates every
 transport failure and error status into the classes of ``errors.py`` (classification lives in
-``retry.classify_status``), and parses a 200 into a :class:`Completion`. Retrying and pacing are
+``status.classify_status``), and parses a 200 into a :class:`Completion`. Retrying and pacing are
 the caller's business. Messages name the endpoint and deployment, never headers or keys.
 """
 
@@ -30,7 +30,7 @@ from ..core import (
     TransientApiError,
     Usage,
 )
-from .retry import make_api_error
+from .status import make_api_error
 
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 _MAX_MESSAGE = 600

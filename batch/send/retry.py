@@ -1,13 +1,14 @@
-"""Retry decisions as pure functions: which failures to retry, and how long to wait first.
+"""Retry decisions as pure functions: whether to try again, and how long to wait first.
 
 Modelled on openai-python's ``_should_retry`` / ``_calculate_retry_timeout`` (azure-vision-api.md
 §5, style-anchors.md §4), adapted to Azure's 429s:
 
 * the server's delay comes from ``retry-after-ms``, then ``retry-after`` (seconds or an HTTP date),
   then the error message ("Please retry after 6 seconds.");
-* a 429 asking for a wait of an hour or more ("retry after 86400 seconds") or with code
-  ``insufficient_quota`` means the quota is gone: fatal for the run, not a retry;
 * otherwise exponential backoff ``base * 2**(attempt-1)``, capped, times a jitter in [0.75, 1].
+
+Which status is which error (and so whether it is retried at all) is :mod:`.status`'s business;
+the loop that applies these decisions is :mod:`.attempts`.
 
 Only exceptions are ever retried: ``asyncio.CancelledError`` and ``KeyboardInterrupt`` derive from
 ``BaseException`` and are never retried.
@@ -24,20 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
-from ..core import (
-    ApiError,
-    ContentFilteredError,
-    FatalApiError,
-    PermanentApiError,
-    RateLimitedError,
-    RowError,
-    TransientApiError,
-)
+from ..core import ApiError, PermanentApiError, RateLimitedError, RowError, TransientApiError
 
 __all__ = [
     "RetryPolicy",
-    "classify_status",
-    "make_api_error",
     "parse_retry_after",
     "retry_delay",
     "should_retry",
@@ -58,10 +49,16 @@ class RetryPolicy:
     max_server_delay: float = 120.0
     #: a server-requested delay this long or longer means the quota is exhausted (fatal)
     quota_exhausted_after: float = 3600.0
+    #: 429s one request may take before it gives up. They are the limiter's pacing signal, not a
+    #: fault of the row, so they have their own, larger budget and do not end the attempts early
+    #: (they still count as attempts for ``max_attempts`` when a non-429 failure follows).
+    max_throttled: int = 50
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.max_throttled < 1:
+            raise ValueError(f"max_throttled must be at least 1, got {self.max_throttled}")
         for name in ("base_delay", "max_delay", "max_server_delay", "quota_exhausted_after"):
             value = getattr(self, name)
             if not value >= 0:
@@ -104,71 +101,6 @@ def parse_retry_after(headers: Mapping[str, str], message: str | None = None, no
             value = float(m.group(1))
             return value / 1000 if m.group(2).lower() == "ms" else value
     return None
-
-
-def classify_status(
-    status: int,
-    code: str | None,
-    message: str | None,
-    headers: Mapping[str, str],
-    policy: RetryPolicy = DEFAULT_POLICY,
-) -> type[ApiError]:
-    """The error class for a non-2xx reply: what the caller should do next.
-
-    401, 404 and an exhausted quota (429 with ``insufficient_quota`` or a wait of at least
-    ``policy.quota_exhausted_after``) are fatal for the run. Otherwise 408, 409, 429 and 5xx are
-    transient, 400 ``content_filter`` is a filtered row and everything else (other 4xx, and any
-    unexpected non-error status) is permanent. As in openai-python, an ``x-should-retry`` header
-    overrides that: ``true`` makes a permanent class transient, ``false`` a transient one permanent.
-    """
-    if status in (401, 404):
-        return FatalApiError
-    if status == 429:
-        if (code or "").lower() == "insufficient_quota":
-            return FatalApiError
-        delay = parse_retry_after(headers, message)
-        if delay is not None and delay >= policy.quota_exhausted_after:
-            return FatalApiError
-    natural = _natural_class(status, code)
-    override = {k.lower(): v for k, v in headers.items()}.get("x-should-retry", "").strip().lower()
-    if override == "true" and not issubclass(natural, TransientApiError):
-        return TransientApiError
-    if override == "false" and issubclass(natural, TransientApiError):
-        return PermanentApiError
-    return natural
-
-
-def _natural_class(status: int, code: str | None) -> type[ApiError]:
-    if status == 429:
-        return RateLimitedError
-    if status in (408, 409) or status >= 500:
-        return TransientApiError
-    if status == 400 and (code or "").lower() == "content_filter":
-        return ContentFilteredError
-    return PermanentApiError
-
-
-def make_api_error(
-    status: int,
-    code: str | None,
-    message: str,
-    headers: Mapping[str, str],
-    *,
-    request_id: str | None = None,
-    policy: RetryPolicy = DEFAULT_POLICY,
-) -> ApiError:
-    """The classified error instance for a reply; a 429 carries the server's delay."""
-    cls = classify_status(status, code, message, headers, policy)
-    if cls is RateLimitedError:
-        return RateLimitedError(
-            message,
-            retry_after=parse_retry_after(headers, message),
-            status=status,
-            code=code,
-            headers=headers,
-            request_id=request_id,
-        )
-    return cls(message, status=status, code=code, headers=headers, request_id=request_id)
 
 
 def should_retry(error: BaseException, attempt: int, policy: RetryPolicy = DEFAULT_POLICY) -> bool:

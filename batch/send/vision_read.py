@@ -1,8 +1,9 @@
 """Azure AI Vision Image Analysis 4.0 ``read`` (synchronous), paced and retried like chat calls.
 
 One POST of the page's bytes (or of an http(s) URL the service downloads itself) per page, paced to
-the resource's calls per second (429s honour ``retry-after``; 5xx, timeouts and resets back off with
-jitter). The key travels only in the ``Ocp-Apim-Subscription-Key`` header and appears in no message.
+the resource's calls per second and retried by the same loop as chat calls (:mod:`.attempts`: 429s
+honour ``retry-after`` within the one 429 budget; 5xx, timeouts and resets back off with jitter).
+The key travels only in the ``Ocp-Apim-Subscription-Key`` header and appears in no message.
 """
 
 from __future__ import annotations
@@ -10,21 +11,25 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 import aiohttp
 
-from ..core import FatalApiError, PermanentApiError, RateLimitedError, RowError, TransientApiError
+from ..core import FatalApiError, RateLimitedError, RowError, TransientApiError
 from ..ocr import azure_language
+from .attempts import Attempts, Delivered, Failed
 from .http import post_json
+from .pacing import CallPacing
 from .ratelimit.calls import CallPacer
-from .retry import RetryPolicy, retry_delay, should_retry
+from .retry import RetryPolicy
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 
 __all__ = ["AzureRead", "read_result_text"]
-
-# 429s are pacing, not a fault of the page: the same larger budget as chat calls.
-MAX_THROTTLED = 50
 
 
 class AzureRead:
@@ -48,6 +53,8 @@ class AzureRead:
         policy: RetryPolicy,
         timeout_s: float = 60.0,
         rng: random.Random | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.url = (
@@ -56,10 +63,12 @@ class AzureRead:
         )
         self._session = session
         self._key = key
-        self._pacer = CallPacer(per_second)
-        self._policy = policy
+        self._pacing = CallPacing(CallPacer(per_second, clock=clock, sleep=sleep))
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 15.0))
-        self._rng = rng or random.Random()
+        # A 404 here is a wrong endpoint or model, not a deployment still being created: no retry.
+        self._attempts = Attempts(
+            policy, watch=self, rng=rng or random.Random(), clock=clock, sleep=sleep, not_found_retry_s=None
+        )
         self.calls = 0
         self.throttled = 0
 
@@ -68,31 +77,31 @@ class AzureRead:
 
     async def read(self, image: bytes | str) -> str:
         """The text of ``image``: its bytes, or an http(s) URL the service downloads itself."""
-        attempts = throttled = 0
-        while True:
-            await self._pacer.acquire()
-            attempts += 1
-            self.calls += 1
-            try:
-                return await self._once(image)
-            except RateLimitedError as exc:
-                throttled += 1
-                self.throttled += 1
-                self._pacer.on_throttle(exc.retry_after)
-                if throttled >= MAX_THROTTLED:
-                    raise RowError(
-                        f"azure-read: gave up after {throttled} throttled calls", code="ocr_failed"
-                    ) from None
-            except TransientApiError as exc:
-                if not should_retry(exc, attempts, self._policy):
-                    raise RowError(
-                        f"azure-read: gave up after {attempts} attempts; last: {exc}", code="ocr_failed"
-                    ) from None
-                await asyncio.sleep(retry_delay(exc, attempts, self._policy, self._rng))
-            except FatalApiError:
-                raise
-            except PermanentApiError as exc:
-                raise RowError(f"azure-read refused the page: {exc}", code="ocr_failed") from None
+        result: Delivered[str] | Failed = await self._attempts.run(partial(self._once, image), self._pacing)
+        if isinstance(result, Delivered):
+            return result.reply
+        exc = result.error
+        if result.kind == "fatal":
+            assert isinstance(exc, FatalApiError)
+            raise exc
+        if result.kind == "exhausted" and isinstance(exc, RateLimitedError):
+            raise RowError(f"azure-read: gave up after {result.throttled} throttled calls", code="ocr_failed")
+        if result.kind == "exhausted":
+            raise RowError(f"azure-read: gave up after {result.attempts} attempts; last: {exc}", code="ocr_failed")
+        raise RowError(f"azure-read refused the page: {exc}", code="ocr_failed")
+
+    # Attempts' Watch: a read has no run of its own to stop; it counts calls and 429s.
+    def stopping(self) -> bool:
+        return False
+
+    def on_attempt(self) -> None:
+        self.calls += 1
+
+    def on_throttled(self) -> None:
+        self.throttled += 1
+
+    def on_transient(self, error: TransientApiError) -> None:
+        pass
 
     async def _once(self, image: bytes | str) -> str:
         if isinstance(image, str):  # {"url": ...}: the image is never downloaded here
