@@ -105,7 +105,7 @@ class EncodedImage:
 def probe_image(path: Path) -> ImageInfo:
     """Size, format and frame count from the header only, without decoding the pixels."""
     shown = str(path)
-    with _open_file(path) as f, _decoding(shown), Image.open(f) as im:
+    with open_file(path) as f, decoding(shown), Image.open(f) as im:
         fmt = im.format or "unknown"
         mime = _SENDABLE.get(fmt) or Image.MIME.get(fmt, "application/octet-stream")
         return ImageInfo(im.width, im.height, fmt, mime, getattr(im, "n_frames", 1))
@@ -123,7 +123,7 @@ def load_image(
     if verify not in VERIFY_MODES:
         raise ValueError(f"verify must be one of {', '.join(VERIFY_MODES)}, got {verify!r}")
     shown = str(path)
-    with _open_file(path) as f:
+    with open_file(path) as f:
         try:
             data = f.read()
         except OSError as exc:
@@ -139,7 +139,7 @@ def load_image(
             raise _too_many_pixels(shown, width, height, max_pixels)
         if verify == "quick" and len(data) <= max_bytes and width * height <= 2 * _pillow_max_pixels():
             return EncodedImage(data, mime, width, height, None)
-    with _decoding(shown), Image.open(io.BytesIO(data)) as im:
+    with decoding(shown), Image.open(io.BytesIO(data)) as im:
         width, height = im.size
         if width * height > max_pixels:
             raise _too_many_pixels(shown, width, height, max_pixels)
@@ -283,7 +283,7 @@ def check_regular_file(path: Path, kind: str = "image") -> None:
 
 
 @contextmanager
-def _open_file(path: Path) -> Iterator[BinaryIO]:
+def open_file(path: Path) -> Iterator[BinaryIO]:
     """Open a regular file for reading; every way that can fail becomes an ImageError."""
     shown = str(path)
     check_regular_file(path)
@@ -296,7 +296,7 @@ def _open_file(path: Path) -> Iterator[BinaryIO]:
 
 
 @contextmanager
-def _decoding(shown: str) -> Iterator[None]:
+def decoding(shown: str) -> Iterator[None]:
     """Turn Pillow's failures into ImageErrors; keep its global bomb warning out of the way."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
