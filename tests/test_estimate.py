@@ -20,7 +20,7 @@ from batch.core.spec import load_spec
 from batch.estimate.job import EstimateReport, _data_url_size, _webp_header_size, estimate_job
 from batch.estimate.render import render_text
 from batch.inputs.manifest import Manifest
-from batch.plan.body import RequestBuilder
+from batch.plan import RequestBuilder
 from batch.tokens.image import image_tokens
 from batch.tokens.text import get_encoding
 

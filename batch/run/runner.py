@@ -29,7 +29,6 @@ from ..core import (
     CostMeter,
     FatalApiError,
     JobSpec,
-    OcrMode,
     Outcome,
     RateLimitedError,
     RowError,
@@ -43,7 +42,7 @@ from ..core import (
 from ..inputs import Manifest
 from ..ledger import ResultStore
 from ..ocr import check_ocr_setup, vision_key
-from ..plan import PreparedRequest, RequestBuilder
+from ..plan import OcrAccess, Planner, PreparedRequest, RequestBuilder
 from ..send import (
     ByteBudget,
     ChatClient,
@@ -60,8 +59,9 @@ from ..send import (
     should_retry,
     throttle_kind,
 )
-from .paged import PagedRows
+from .merge import PartResult, merge_parts
 from .progress import ProgressBar, RunSummary, Tally
+from .rows import RowParts, RowRequests
 
 # 429s are the limiter's pacing signal, not a fault of the row: they get their own, larger budget.
 MAX_THROTTLED_ATTEMPTS = 50
@@ -122,42 +122,39 @@ class Runner:
         self._costs = CostMeter(load_prices(), spec.endpoint.model)
         self._vision_key = vision_key(spec, env)
         check_ocr_setup(spec, supports_enhancements=self.model.supports_enhancements, key=self._vision_key)
-        self.paged: PagedRows | None = None
+        self.planner = Planner(spec, self.model, access=self._ocr_access())
+        self.rows: RowRequests | None = None
 
     # ---- one row ------------------------------------------------------------------------------
 
     async def process(self, client: ChatClient, item: WorkItem) -> Outcome | None:
-        """Everything for one row. Returns None if the run is stopping and the row stays undone."""
+        """Every request of one row's plan, sent in turn; the row's outcome. None if the run is
+        stopping and the row stays undone. A part that ends in an error ends the row."""
+        assert self.rows is not None
+        started = time.monotonic()
+        row: RowParts | None = None
+        parts: list[PartResult] = []
         try:
-            mode = self.paged.mode_for(item) if self.paged is not None else "off"
-            req = None if mode != "off" else await asyncio.to_thread(self._build_image_row, item)
-            if req is None:
-                return await self._process_pages(client, item, mode)
+            row = await self.rows.start(item)
+            while (part := await self.rows.next_part(row)) is not None:
+                outcome = await self._send_held(client, item, part.request, row.url)
+                if outcome is None or row.single:
+                    return outcome
+                parts.append(PartResult(part.pages, outcome, part.ocr))
+                if outcome.status == "error":
+                    break
         except RowError as exc:
             return Outcome(item.index, "error", error_code=exc.code, error_message=str(exc))
-        return await self._send_held(client, item, req)
-
-    def _build_image_row(self, item: WorkItem) -> PreparedRequest | None:
-        """The request of a plain image row, or None for a document (one thread hop for both)."""
-        if self.paged is not None and self.paged.is_document(item):
-            return None
-        return self.builder.build(item)
-
-    async def _process_pages(self, client: ChatClient, item: WorkItem, mode: OcrMode) -> Outcome | None:
-        """A document or OCR-assisted row: several requests, merged (see ``paged.py``)."""
-        assert self.paged is not None
-
-        async def send(req: PreparedRequest, url: str | None) -> Outcome | None:
-            return await self._send_held(client, item, req, url)
-
-        try:
-            return await self.paged.process(item, mode, send)
         except FatalApiError as exc:  # the Vision resource refused our key or endpoint
             self._halt(
                 f"{exc}\n  what to fix: check [ocr].vision_endpoint and that the key in "
                 f"${self.spec.ocr.vision_key_env} belongs to that Azure AI Vision resource"
             )
             return None
+        finally:
+            if row is not None:
+                row.close()
+        return merge_parts(item.index, parts, row.plan.detail, started=started, document=row.plan.is_document)
 
     async def _send_held(
         self, client: ChatClient, item: WorkItem, req: PreparedRequest, url: str | None = None
@@ -337,7 +334,7 @@ class Runner:
         try:
             async with aiohttp.ClientSession(connector=connector) as session:
                 client = ChatClient(session, self.target, self.credential, self.spec.endpoint.timeout_s)
-                self.paged = self._paged_rows(session)
+                self.rows = self._row_requests(session)
                 feeder = asyncio.create_task(self._feed(items, n_workers))
                 writer = asyncio.create_task(self._write())
                 sizer = asyncio.create_task(self._resize(window))
@@ -360,21 +357,31 @@ class Runner:
                 with suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
             bar.close()
-            if self.paged is not None:
-                self.paged.close()
+            if self.rows is not None:
+                self.rows.close()
             close = getattr(self.credential, "close", None)
             if close is not None:
                 await close()
 
-    def _paged_rows(self, session: aiohttp.ClientSession) -> PagedRows:
+    def _extensions_url(self) -> str | None:
+        """The legacy enhancements' URL: a classic Azure deployment with a Vision resource."""
         ocr = self.spec.ocr
         classic = self.target.kind == "azure" and ocr.vision_endpoint is not None
-        return PagedRows.for_run(
+        return self.target.extensions_url(ocr.enhancements_api_version) if classic else None
+
+    def _ocr_access(self) -> OcrAccess:
+        has_key = self._vision_key is not None
+        read = self.spec.ocr.vision_endpoint is not None and has_key
+        return OcrAccess(extensions_url=self._extensions_url(), vision_key=has_key, read=read)
+
+    def _row_requests(self, session: aiohttp.ClientSession) -> RowRequests:
+        return RowRequests.for_run(
             self.spec,
             self.model,
+            self.planner,
             self.builder,
             session,
-            extensions_url=self.target.extensions_url(ocr.enhancements_api_version) if classic else None,
+            extensions_url=self._extensions_url(),
             vision_key=self._vision_key,
             policy=self.policy,
             rng=self._rng,
