@@ -24,11 +24,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from batch.cli import main
-from batch.core import load_prices, load_spec
+from batch.core import ImageError, load_prices, load_spec
 from batch.emulator import EmbeddedEmulator
 from batch.estimate.job import estimate_job
 from batch.estimate.scan import Scan, Sums, Target
-from batch.inputs import Manifest
+from batch.inputs import Manifest, probe_file
 from batch.plan import REMOTE_IMAGE_SIZE, Refusal, RequestPlan
 
 BAD_ROWS = {"missing": "image_not_found", "corrupt": "image_corrupt", "bad-detail": "bad_detail"}
@@ -225,3 +225,36 @@ def test_the_estimate_and_the_run_plan_every_row_alike(
     assert isinstance(pdf, RequestPlan)
     expected = [[1], [2], [3]] if "per-page" in packing else [[1, 2], [3]]
     assert [list(r.pages) for r in pdf.requests] == expected
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("PNG", {}),
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True}),
+        ("JPEG", {"exif": b"Exif\x00\x00" + b"x" * 9000}),  # the frame header beyond the first bytes
+        ("GIF", {}),
+        ("WEBP", {}),
+        ("WEBP", {"lossless": True}),
+        ("BMP", {}),
+        ("TIFF", {}),
+    ],
+)
+def test_the_plans_one_look_at_a_file_gives_pillows_size(fmt: str, options: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / f"image.{fmt.lower()}"
+    picture((321, 123), 1).save(path, fmt, **options)
+    probe = probe_file(path)
+    with Image.open(path) as im:
+        assert (probe.kind, probe.size, probe.file_bytes) == ("image", im.size, path.stat().st_size)
+
+
+def test_the_plans_one_look_refuses_a_damaged_header(tmp_path: Path) -> None:
+    path = tmp_path / "bad-crc.png"
+    picture((50, 40), 1).save(path)
+    data = bytearray(path.read_bytes())
+    data[17] ^= 0xFF  # the IHDR's width, under its CRC
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError) as err:
+        probe_file(path)
+    assert err.value.code == "image_corrupt"
