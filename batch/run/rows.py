@@ -15,6 +15,7 @@ import os
 import random
 from collections.abc import Generator
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,10 @@ class RowParts:
         return self.plan.ocr == "off" and not self.plan.is_document
 
     def close(self) -> None:
-        self.pages.close()  # a document left early: close it now, not when collected
+        """A document left early is closed now, not when collected; not while a worker thread is
+        still in it (the run is being cancelled: the thread ends on its own)."""
+        with suppress(ValueError):  # "generator already executing"
+            self.pages.close()
 
 
 class RowRequests:
