@@ -45,7 +45,7 @@ from batch.core.spec import JobSpec, load_spec, with_overrides  # noqa: E402
 from batch.estimate.job import estimate_job  # noqa: E402
 from batch.report.job import build_report  # noqa: E402
 from batch.run.runner import run_job  # noqa: E402
-from batch.send.http import KeyCredential  # noqa: E402
+from batch.send.auth import KeyCredential  # noqa: E402
 from bench.common import BENCH_KEY, ROOT, emulator_process, job_file  # noqa: E402
 
 UNLIMITED_TPM = 1_000_000_000

@@ -237,15 +237,21 @@ def baseline_tree(rev: str, into: Path, paths: list[str]) -> Path:
 
 # Buckets for the profile: a sample goes to the first bucket any of its frames matches.
 _BUCKETS = [
-    ("image check (load_image: read + verify/decode)", ("load_image (batch/images.py", "quick_check", "_verify_")),
+    (
+        "image check (load_image: read + verify/decode)",
+        ("load_image (batch/inputs/images.py", "quick_check", "_verify_"),
+    ),
     ("data URL: base64", ("data_url_bytes", "to_data_url")),
     ("text tokens (tiktoken)", ("chat_prompt_tokens",)),
-    ("path resolve + rest of the body (json.dumps ...)", ("build (batch/payloads.py",)),
-    ("result journal (json + write per row)", ("add (batch/results.py",)),
-    ("result parts (Parquet)", ("write_parts (batch/results.py",)),
-    ("assemble result file", ("assemble (batch/results.py",)),
-    ("HTTP send + receive (aiohttp)", ("send (batch/client.py",)),
-    ("limiter", ("batch/ratelimit.py",)),
+    (
+        "path resolve + rest of the body (json.dumps ...)",
+        ("compose (batch/plan/body.py", "plan (batch/plan/planner.py"),
+    ),
+    ("result journal (json + write per row)", ("add (batch/ledger/store.py",)),
+    ("result parts (Parquet)", ("write_parts (batch/ledger/store.py",)),
+    ("assemble result file", ("assemble (batch/ledger/assemble.py",)),
+    ("HTTP send + receive (aiohttp)", ("send (batch/send/http.py",)),
+    ("limiter", ("batch/send/ratelimit/",)),
     ("thread hand-off (to_thread, executor)", ("concurrent/futures/thread.py", "to_thread")),
     ("asyncio event loop", ("asyncio/",)),
 ]

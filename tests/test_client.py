@@ -15,8 +15,10 @@ from PIL import Image
 from batch.core.catalogue import lookup_model
 from batch.core.records import WorkItem
 from batch.core.spec import load_spec
-from batch.plan.body import RequestBuilder
-from batch.send.http import KeyCredential, Target, normalize_finish_reason, parse_completion
+from batch.plan import RequestBuilder
+from batch.send.auth import KeyCredential
+from batch.send.http import Target
+from batch.send.replies import normalize_finish_reason, parse_completion
 
 
 @pytest.mark.parametrize(

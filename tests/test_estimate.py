@@ -22,7 +22,7 @@ from batch.estimate.model import EstimateReport
 from batch.estimate.render import render_estimate
 from batch.inputs import data_url_size, webp_header_size
 from batch.inputs.manifest import Manifest
-from batch.plan.body import RequestBuilder
+from batch.plan import RequestBuilder
 from batch.tokens.image import image_tokens
 from batch.tokens.text import get_encoding
 

@@ -166,7 +166,7 @@ def test_schema_file_in_schemas_is_the_package_schema() -> None:
 
 def test_entra_auth_without_the_extra_says_how_to_install(tmp_path: Path) -> None:
     pytest.importorskip("batch.send.http")
-    from batch.send.http import credential_for
+    from batch.send.auth import credential_for
 
     try:
         import azure.identity  # noqa: F401
@@ -180,7 +180,7 @@ def test_entra_auth_without_the_extra_says_how_to_install(tmp_path: Path) -> Non
 
 
 def test_missing_key_names_the_variable(tmp_path: Path) -> None:
-    from batch.send.http import credential_for
+    from batch.send.auth import credential_for
 
     spec = load_spec(write(tmp_path, MINIMAL))
     with pytest.raises(SpecError, match="set the environment variable AZURE_OPENAI_API_KEY"):

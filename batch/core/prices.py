@@ -9,7 +9,7 @@ replace built-in entries whole::
     price = table.price_for("gpt-4o-2024-08-06") # -> the "gpt-4o" entry
     usd = cost(prompt_tokens, completion_tokens, price, batch=True)
 
-A model with no price is an :class:`~batch.errors.UnknownModelError` that says how to add one:
+A model with no price is an :class:`~batch.core.errors.UnknownModelError` that says how to add one:
 a cost is never silently zero.
 """
 
@@ -90,7 +90,7 @@ class PriceTable:
 
     def price_for(self, model_name: str) -> Price:
         """The entry for ``model_name``, case-insensitively: an exact name, else the longest entry
-        name that, followed by ``-``, starts it (the rule of :func:`batch.models.lookup_model`).
+        name that, followed by ``-``, starts it (the rule of :func:`batch.core.catalogue.lookup_model`).
 
         Dated entries therefore win over their family: ``gpt-4o-2024-05-13`` has its own prices,
         while ``gpt-4o-2024-08-06`` falls back to ``gpt-4o``.

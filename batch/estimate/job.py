@@ -1,20 +1,20 @@
 """What a job will cost and how long it will take, before anything is sent.
 
 :func:`estimate_job` streams the manifest once (:meth:`Manifest.items`), reads only image
-headers (:func:`~batch.images.probe_image`: no pixel is decoded, no http(s) image is
+headers (:func:`~batch.inputs.images.probe_image`: no pixel is decoded, no http(s) image is
 downloaded) and keeps running sums, so memory stays flat whatever the manifest's size. In the
 same pass it sums every what-if scenario (the job's model and a few others, each at the rows' own
 detail and at ``low``/``high``/``auto``): a what-if never re-reads the manifest.
 
 What is exact and what is assumed:
 
-* image tokens follow the published formulas per model (:mod:`batch.vision_tokens`) from the
+* image tokens follow the published formulas per model (:mod:`batch.tokens.image`) from the
   header's size (a WebP's straight from its RIFF header: Pillow would read the whole file);
   ``auto`` is estimated as ``high`` (the upper bound); http(s) images are not fetched and are
   estimated at ``remote_size`` (1024x1024 by default, as the run's own limiter does); a
   ``data:`` URL is base64-decoded only as far as its header;
 * text tokens are exact, with the model's tokenizer and OpenAI's chat framing
-  (:mod:`batch.text_tokens`);
+  (:mod:`batch.tokens.text`);
 * completion tokens are bounded by each row's ``max_tokens``; the *expected* completion is an
   assumption, a fixed share of that bound (``expected_output``, default 60%);
 * time is what the deployment's limits allow: ``max(admission tokens / TPM, requests / RPM)``,
@@ -22,7 +22,7 @@ What is exact and what is assumed:
 
 Rows the run would refuse (missing or corrupt image, path outside the manifest folder, bad
 ``detail`` or ``max_tokens``) are counted by reason and left out of the totals, as they cost
-nothing. Manifest-level faults raise :class:`~batch.errors.ManifestError` as they do for a run.
+nothing. Manifest-level faults raise :class:`~batch.core.errors.ManifestError` as they do for a run.
 Unlike ``batch run``, the estimate does not check ids for duplicates: that needs memory in
 proportion to the manifest.
 """

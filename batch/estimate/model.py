@@ -1,6 +1,6 @@
 """The numbers of ``batch estimate``: typed, with :meth:`EstimateReport.to_dict` for ``--json``.
 
-Computed by :func:`batch.estimate.estimate_job`; laid out by :mod:`batch.estimate_render`.
+Computed by :func:`batch.estimate.job.estimate_job`; laid out by :mod:`batch.estimate.render`.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..core import Price
+from ..plan import REMOTE_IMAGE_SIZE
 
 #: Models the what-if table compares with by default (the job's own model is left out of them).
 DEFAULT_COMPARE = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini")
 #: Share of ``max_tokens`` a reply is assumed to use: an assumption, shown as one.
 DEFAULT_EXPECTED_OUTPUT = 0.6
 #: The size an http(s) image is assumed to have (the run's limiter assumes the same).
-DEFAULT_REMOTE_SIZE = (1024, 1024)
+DEFAULT_REMOTE_SIZE = REMOTE_IMAGE_SIZE  # the run's own assumption, unless the estimate is told otherwise
 #: What-if detail settings: ``job`` keeps each row's own detail (else the job's default).
 DETAIL_MODES = ("job", "low", "high", "auto")
 

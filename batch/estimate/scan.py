@@ -1,4 +1,5 @@
-"""The estimate's one pass over the manifest: each row checked, its image probed, its tokens summed.
+"""The estimate's one pass over the manifest: each row planned as the run plans it
+(:class:`batch.plan.Planner`), its requests' tokens summed.
 
 :class:`Scan` keeps running sums per detail level and per what-if scenario; nothing in it grows
 with the number of rows. Turning the sums into costs and times is :mod:`batch.estimate`'s job.
@@ -6,23 +7,13 @@ with the number of rows. Turning the sums into costs and times is :mod:`batch.es
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..core import DETAILS, ImageError, JobSpec, ModelInfo, Price, PriceTable, RowError, WorkItem, lookup_model
-from ..inputs import (
-    MAX_BYTES,
-    data_url_size,
-    is_document,
-    page_count,
-    page_sizes,
-    parse_pages,
-    probe_image,
-    webp_header_size,
-)
-from ..plan import RequestBuilder
+from ..core import DETAILS, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
+from ..inputs import MAX_BYTES
+from ..plan import Planner, Refusal
 from ..tokens import chat_prompt_tokens, image_tokens
 from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
 
@@ -83,7 +74,7 @@ class Scan:
     targets: list[Target]
     detail_override: str | None
     remote_size: tuple[int, int]
-    builder: RequestBuilder = field(init=False)
+    planner: Planner = field(init=False)
     tokenizers: tuple[str, ...] = field(init=False)
     rows_read: int = 0
     by_detail: dict[str, Sums] = field(default_factory=dict)
@@ -95,86 +86,47 @@ class Scan:
     examples: list[SkippedRow] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # The run's own builder resolves paths: same base folder, same outside-path rule.
-        self.builder = RequestBuilder(self.spec, self.main.info, None)
+        # The run's own request plan: same rules, same base folder, same outside-path rule.
+        self.planner = Planner(
+            self.spec, self.main.info, detail_override=self.detail_override, remote_size=self.remote_size
+        )
         self.tokenizers = tuple(dict.fromkeys(t.info.tokenizer for t in self.targets))
         self.text_by_tokenizer = dict.fromkeys(self.tokenizers, 0)
         self.grid_images = {(i, mode): 0 for i in range(len(self.targets)) for mode in DETAIL_MODES}
 
     def add(self, item: WorkItem) -> None:
         self.rows_read += 1
-        prompt = self.spec.prompt
-        detail = self.detail_override or (item.detail if item.detail is not None else prompt.detail)
-        if detail not in DETAILS:
-            self._skip(item, "bad_detail", f"detail {detail!r} is not one of {', '.join(DETAILS)}")
+        plan = self.planner.plan(item)
+        if isinstance(plan, Refusal):
+            self._skip(item, plan.code, plan.message)
             return
-        max_out = item.max_tokens if item.max_tokens is not None else prompt.max_tokens
-        if max_out < 1:
-            self._skip(item, "bad_max_tokens", f"max_tokens {max_out} must be at least 1")
-            return
-        try:
-            sizes, requests = self._image_sizes(item)
-        except RowError as exc:
-            self._skip(item, exc.code, str(exc))
-            return
-        user_text = item.prompt if item.prompt else prompt.user
-        # Every request of a document repeats the prompt (an OCR hint, unknown before OCR, is not counted).
-        texts = {tok: chat_prompt_tokens(prompt.system, user_text, tok) * requests for tok in self.tokenizers}
+        kind = {"remote": "remote", "inline": "inline"}.get(plan.source, "local")
+        self.sources[kind] += 1
+        if plan.source == "image" and (plan.file_bytes or 0) > MAX_BYTES:
+            self.sources["oversize"] += 1
+        requests = len(plan.requests)
+        main_tokenizer = self.main.info.tokenizer
+        # Every request repeats the prompt (an OCR hint, unknown before OCR, is not counted).
+        texts = {
+            tok: plan.text_tokens
+            if tok == main_tokenizer
+            else chat_prompt_tokens(self.spec.prompt.system, plan.user_text, tok) * requests
+            for tok in self.tokenizers
+        }
         for tok, n in texts.items():
             self.text_by_tokenizer[tok] += n
+        sizes = [im.size for r in plan.requests for im in r.images]
         for i, target in enumerate(self.targets):
             per_detail = {d: sum(_image_tokens(target.info, w, h, d) for w, h in sizes) for d in DETAILS}
             for mode in DETAIL_MODES:
-                self.grid_images[i, mode] += per_detail[detail if mode == "job" else mode]
-        sums = self.by_detail.setdefault(detail, Sums())
+                self.grid_images[i, mode] += per_detail[plan.detail if mode == "job" else mode]
+        sums = self.by_detail.setdefault(plan.detail, Sums())
         sums.rows += 1
         sums.requests += requests
         sums.images += len(sizes)
-        sums.image_tokens += sum(_image_tokens(self.main.info, w, h, detail) for w, h in sizes)
-        sums.text_tokens += texts[self.main.info.tokenizer]
-        sums.max_completion += max_out * requests
-
-    def _image_sizes(self, item: WorkItem) -> tuple[list[tuple[int, int]], int]:
-        """The sizes of the images a row sends, and in how many requests."""
-        ref = (item.image or "").strip()
-        if ref and not ref.startswith(("http://", "https://", "data:")):
-            path = self.builder.resolve_path(ref)
-            kind = is_document(path)
-            if kind == "pdf" or (kind == "tiff" and page_count(path) > 1):
-                sizes = page_sizes(path, parse_pages(item.pages, page_count(path)), self.spec.documents.dpi)
-                self.sources["local"] += 1
-                docs = self.spec.documents
-                per_request = 1
-                if docs.requests == "packed" and self.spec.ocr.mode != "azure-enhancements":
-                    per_request = max(
-                        1, min(docs.pages_per_request or self.main.info.max_images, self.main.info.max_images)
-                    )
-                return sizes, math.ceil(len(sizes) / per_request)
-        return [self._image_size(item.image)], 1
-
-    def _image_size(self, image: str | None) -> tuple[int, int]:
-        ref = (image or "").strip()
-        if not ref:
-            raise ImageError("the row has no image", code="image_missing")
-        if ref.startswith(("http://", "https://")):
-            self.sources["remote"] += 1
-            return self.remote_size
-        if ref.startswith("data:"):
-            size = data_url_size(ref)
-            self.sources["inline"] += 1
-            return size
-        path = self.builder.resolve_path(ref)
-        dims = webp_header_size(path) if path.suffix.lower() == ".webp" else None
-        if dims is None:
-            info = probe_image(path)
-            dims = info.width, info.height
-        self.sources["local"] += 1
-        try:
-            if path.stat().st_size > MAX_BYTES:
-                self.sources["oversize"] += 1
-        except OSError:
-            pass  # the file was just read; one vanishing now changes nothing here
-        return dims
+        sums.image_tokens += plan.image_tokens
+        sums.text_tokens += texts[main_tokenizer]
+        sums.max_completion += plan.max_tokens * requests
 
     def _skip(self, item: WorkItem, code: str, message: str) -> None:
         self.skipped[code] = self.skipped.get(code, 0) + 1

@@ -1,13 +1,28 @@
 """What a run reads: the manifest (streamed), images and their structural walk, documents and
 their pages, header probes."""
 
-from .documents import is_document, page_count, page_sizes, parse_pages, render_pages
+from .documents import (
+    DocumentKind,
+    RenderedPage,
+    document_pages,
+    is_document,
+    page_count,
+    page_sizes,
+    parse_pages,
+    render_pages,
+)
 from .images import MAX_BYTES, data_url_bytes, load_image, probe_image, to_data_url
 from .manifest import Manifest, ManifestInfo
-from .probe import data_url_size, webp_header_size
+from .probe import FileKind, FileProbe, data_url_size, probe_file, webp_header_size
 
 __all__ = [
     "MAX_BYTES",
+    "DocumentKind",
+    "FileKind",
+    "FileProbe",
+    "RenderedPage",
+    "document_pages",
+    "probe_file",
     "Manifest",
     "ManifestInfo",
     "data_url_bytes",

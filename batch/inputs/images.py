@@ -20,7 +20,7 @@ How a sendable image is checked (``verify``, the job's ``[input].verify_images``
   happened before the CRCs were computed, e.g. a faulty encoder), a JPEG whose entropy-coded data
   is damaged badly enough for libjpeg to fail, a WebP whose VP8/VP8L bitstream libwebp rejects.
 
-Every failure is an :class:`~batch.errors.ImageError` whose ``code`` says what is wrong
+Every failure is an :class:`~batch.core.errors.ImageError` whose ``code`` says what is wrong
 (``image_not_found``, ``image_not_a_file``, ``image_unreadable``, ``image_empty``,
 ``image_corrupt``, ``image_too_large``) and whose message names the file as given.
 
@@ -35,18 +35,16 @@ from __future__ import annotations
 import binascii
 import io
 import math
-import stat
-import struct
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal, cast
+from typing import Literal, cast
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..core import ImageError
+from .files import decoding, open_file
 from .image_walk import Corrupt, walk
 
 __all__ = [
@@ -105,7 +103,7 @@ class EncodedImage:
 def probe_image(path: Path) -> ImageInfo:
     """Size, format and frame count from the header only, without decoding the pixels."""
     shown = str(path)
-    with _open_file(path) as f, _decoding(shown), Image.open(f) as im:
+    with open_file(path) as f, decoding(shown), Image.open(f) as im:
         fmt = im.format or "unknown"
         mime = _SENDABLE.get(fmt) or Image.MIME.get(fmt, "application/octet-stream")
         return ImageInfo(im.width, im.height, fmt, mime, getattr(im, "n_frames", 1))
@@ -123,7 +121,7 @@ def load_image(
     if verify not in VERIFY_MODES:
         raise ValueError(f"verify must be one of {', '.join(VERIFY_MODES)}, got {verify!r}")
     shown = str(path)
-    with _open_file(path) as f:
+    with open_file(path) as f:
         try:
             data = f.read()
         except OSError as exc:
@@ -139,7 +137,7 @@ def load_image(
             raise _too_many_pixels(shown, width, height, max_pixels)
         if verify == "quick" and len(data) <= max_bytes and width * height <= 2 * _pillow_max_pixels():
             return EncodedImage(data, mime, width, height, None)
-    with _decoding(shown), Image.open(io.BytesIO(data)) as im:
+    with decoding(shown), Image.open(io.BytesIO(data)) as im:
         width, height = im.size
         if width * height > max_pixels:
             raise _too_many_pixels(shown, width, height, max_pixels)
@@ -260,54 +258,6 @@ def _encode(im: Image.Image, fmt: str, **params: int) -> bytes:
 def _describe_bytes(n: int) -> str:
     mib = 1024 * 1024
     return f"{n // mib} MB" if n % mib == 0 else f"{n:,} bytes"
-
-
-def check_regular_file(path: Path, kind: str = "image") -> None:
-    """A readable, non-empty regular file, or an ImageError saying which of those it is not.
-
-    ``kind`` ("image", "document") only words the message; the codes are the same for both.
-    """
-    shown = str(path)
-    try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        raise ImageError(f"{kind} file not found: {shown}", code="image_not_found") from None
-    except OSError as exc:
-        raise ImageError(f"cannot read {kind} file {shown}: {exc.strerror or exc}", code="image_unreadable") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageError(f"{kind} path is a directory, not a file: {shown}", code="image_not_a_file")
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageError(f"{kind} path is not a regular file: {shown}", code="image_not_a_file")
-    if st.st_size == 0:
-        raise ImageError(f"{kind} file is empty (0 bytes): {shown}", code="image_empty")
-
-
-@contextmanager
-def _open_file(path: Path) -> Iterator[BinaryIO]:
-    """Open a regular file for reading; every way that can fail becomes an ImageError."""
-    shown = str(path)
-    check_regular_file(path)
-    try:
-        f = path.open("rb")
-    except OSError as exc:
-        raise ImageError(f"cannot read image file {shown}: {exc.strerror or exc}", code="image_unreadable") from None
-    with f:
-        yield f
-
-
-@contextmanager
-def _decoding(shown: str) -> Iterator[None]:
-    """Turn Pillow's failures into ImageErrors; keep its global bomb warning out of the way."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            yield
-        except Image.DecompressionBombError as exc:
-            raise ImageError(f"image {shown} is too large to decode: {exc}", code="image_too_large") from exc
-        except UnidentifiedImageError as exc:
-            raise ImageError(f"not an image, or a format Pillow cannot read: {shown}", code="image_corrupt") from exc
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
-            raise ImageError(f"image file is corrupt or truncated: {shown} ({exc})", code="image_corrupt") from exc
 
 
 @contextmanager

@@ -16,7 +16,7 @@ def parse_pages(spec: str | None, n_pages: int) -> list[int]:
 
     Items are single pages (``7``) or ranges (``1-3``; ``5-`` runs to the last page), separated
     by commas, in the order given; a page named twice is kept once. Raises
-    :class:`~batch.errors.RowError` (``bad_pages``) for anything else, page 0, a reversed
+    :class:`~batch.core.errors.RowError` (``bad_pages``) for anything else, page 0, a reversed
     range, or a page beyond the document's ``n_pages``.
     """
     if spec is None or not spec.strip():

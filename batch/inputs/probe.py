@@ -1,7 +1,9 @@
-"""An image's size from its header alone, for the estimate: no pixel is decoded.
+"""A row's file or ``data:`` URL looked at from its header alone: no pixel is decoded.
 
-A WebP's size comes straight from its RIFF header (Pillow would read the whole file); a ``data:``
-URL is base64-decoded only as far as its image header.
+:func:`probe_file` opens a row's file once and says what it is (an image, a PDF, a TIFF of several
+pages) and an image's size: the request plan's one sniff of the file. A WebP's size comes straight
+from its RIFF header (Pillow would read the whole file); a ``data:`` URL is base64-decoded only as
+far as its image header.
 """
 
 from __future__ import annotations
@@ -9,20 +11,71 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
 from ..core import ImageError
+from .documents import is_document, tiff_errors
+from .files import decoding, open_file
 from .images import MAX_PIXELS
 
-__all__ = ["data_url_size", "webp_header_size"]
+__all__ = ["FileKind", "FileProbe", "data_url_size", "probe_file", "webp_header_size"]
+
+# What a row's file is: an image (a one-page TIFF included), or a document of pages.
+FileKind = Literal["image", "pdf", "tiff"]
 
 _DATA_URL = re.compile(r"^data:([\w/+.-]+);base64,", re.ASCII)
+# The first bytes of a file hold its document magic and, for most images, the size.
+_HEAD_BYTES = 4096
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2})
 # base64 characters decoded to find a data URL's image size: PNG/GIF/WEBP headers sit in the
 # first bytes, a JPEG's size after its EXIF block; the whole payload is the last resort.
 _DATA_URL_PREFIXES = (4096, 131072)
+
+
+@dataclass(frozen=True, slots=True)
+class FileProbe:
+    """What a row's file is. ``size`` is an image's (None for a document); ``tiff``: a TIFF of
+    more than one page (a one-page TIFF is an ``image``)."""
+
+    kind: FileKind
+    size: tuple[int, int] | None
+    file_bytes: int
+
+
+def probe_file(path: Path) -> FileProbe:
+    """Open ``path`` once: its kind from the first bytes, an image's size from its header.
+
+    A PDF, or a TIFF with more than one page, is a document; anything else is an image. Errors are
+    those of :func:`~batch.inputs.images.load_image` for the file (``image_not_found`` ...) and the
+    header (``image_corrupt``, ``image_too_large``); a damaged TIFF is ``document_corrupt``.
+    """
+    shown = str(path)
+    with open_file(path) as f:
+        try:
+            head = f.read(_HEAD_BYTES)
+            file_bytes = os.fstat(f.fileno()).st_size
+        except OSError as exc:
+            raise ImageError(f"cannot read image file {shown}: {exc.strerror or exc}", code="image_unreadable") from exc
+        kind = is_document(head[:1024])
+        if kind == "pdf":
+            return FileProbe("pdf", None, file_bytes)
+        f.seek(0)
+        if kind == "tiff":
+            with tiff_errors(shown), Image.open(f) as im:
+                if int(getattr(im, "n_frames", 1)) > 1:
+                    return FileProbe("tiff", None, file_bytes)
+                return FileProbe("image", im.size, file_bytes)
+        size = _head_size(head)
+        if size is None:
+            with decoding(shown), Image.open(f) as im:
+                size = im.size
+        return FileProbe("image", size, file_bytes)
 
 
 def webp_header_size(path: Path) -> tuple[int, int] | None:
@@ -38,6 +91,50 @@ def webp_header_size(path: Path) -> tuple[int, int] | None:
             head = f.read(30)
     except OSError:
         return None
+    return _webp_size(head)
+
+
+def _head_size(head: bytes) -> tuple[int, int] | None:
+    """A PNG, GIF, JPEG or WebP image's size from its first bytes, or None to let Pillow decide.
+
+    Pillow's ``Image.open`` costs ten times the read of the first bytes (plugin search, header
+    objects); the run plans every row, so the common formats are read here directly. Anything
+    unusual (or too large, or damaged) goes through Pillow for its proper error."""
+    size: tuple[int, int] | None = None
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 33:
+        if binascii.crc32(head[12:29]) == int.from_bytes(head[29:33], "big"):
+            size = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    elif head.startswith((b"GIF87a", b"GIF89a")) and len(head) >= 10:
+        size = int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    elif head.startswith(b"\xff\xd8"):
+        size = _jpeg_size(head)
+    else:
+        return _webp_size(head)
+    if size is None or min(size) < 1 or size[0] * size[1] > MAX_PIXELS:
+        return None
+    return size
+
+
+def _jpeg_size(head: bytes) -> tuple[int, int] | None:
+    """The frame size from a baseline/extended/progressive JPEG's SOF segment, if within ``head``."""
+    pos = 2
+    while pos + 9 <= len(head):
+        if head[pos] != 0xFF:
+            return None
+        marker = head[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(head[pos + 2 : pos + 4], "big")
+        if marker in _JPEG_SOF:
+            return int.from_bytes(head[pos + 7 : pos + 9], "big"), int.from_bytes(head[pos + 5 : pos + 7], "big")
+        if marker == 0xDA or length < 2:  # scan data before any frame header: not ours to judge
+            return None
+        pos += 2 + length
+    return None
+
+
+def _webp_size(head: bytes) -> tuple[int, int] | None:
     if len(head) < 30 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
         return None
     chunk = head[12:16]

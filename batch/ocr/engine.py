@@ -186,7 +186,7 @@ class LocalOcr:
         return None
 
     def read(self, image: Image.Image | bytes) -> OcrResult:
-        """OCR one page. Raises :class:`~batch.errors.RowError` (``ocr_failed``) if it cannot."""
+        """OCR one page. Raises :class:`~batch.core.errors.RowError` (``ocr_failed``) if it cannot."""
         start = time.perf_counter()
         page = _as_image(image)
         prepared, skew, scale = prepare_page(page, self.upscale, deskew=self.deskew, max_width=self.max_width)

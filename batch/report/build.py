@@ -1,7 +1,7 @@
 """The typed :class:`~.model.Report` from the sums of one pass (:mod:`.stream`).
 
 Every breakdown, the totals and the costs are derived from the fine groups' token sums, each
-group priced with :func:`batch.pricing.cost` at its model's standard and Batch rates.
+group priced with :func:`batch.core.prices.cost` at its model's standard and Batch rates.
 """
 
 from __future__ import annotations

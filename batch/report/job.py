@@ -5,7 +5,7 @@ reading only the columns it needs: never the answers) and keeps, whatever the fi
 
 * integer token sums per *fine group* (detail used x finish reason x status x model): every
   breakdown, the totals and the costs are derived from these at the end, each group priced
-  with :func:`batch.pricing.cost` at its model's standard and Batch rates;
+  with :func:`batch.core.prices.cost` at its model's standard and Batch rates;
 * two bounded heaps: the N most expensive rows, and the N rows whose estimate was furthest off;
 * fixed histograms of prompt and completion tokens per row (one bucket per token up to 4,096,
   then 256-token buckets up to 2^20), coarsened to a few dozen bars at the end;
@@ -17,7 +17,7 @@ reading only the columns it needs: never the answers) and keeps, whatever the fi
 Costs come from ``usage`` as billed (``prompt_tokens``, ``completion_tokens``) and the price of
 the ``model`` column, as the service named it (``gpt-4o-2024-08-06`` resolves to the ``gpt-4o``
 entry). Rows without usage (refused before sending, failed) cost nothing and are counted. A row
-with usage whose model has no price stops the report (:class:`~batch.errors.UnknownModelError`):
+with usage whose model has no price stops the report (:class:`~batch.core.errors.UnknownModelError`):
 a cost is never silently zero. Cached-input discounts are not applied (the result file does not
 say which prompt tokens were cached): the figures are an upper bound when caching happened.
 
@@ -60,7 +60,7 @@ def build_report(
     tables, ``tpm`` the deployment's limit to draw on the timeline, ``id_column`` the column that
     names a row (default ``id`` when the file has one, else the row's position).
     Raises :class:`ReportError` for a file that is not a result file and
-    :class:`~batch.errors.UnknownModelError` for a billed row whose model has no price.
+    :class:`~batch.core.errors.UnknownModelError` for a billed row whose model has no price.
     """
     if top < 0:
         raise ReportError(f"--top must be 0 or more, got {top}")

@@ -19,25 +19,18 @@ import signal
 import time
 from collections.abc import Mapping
 from contextlib import suppress
-from functools import partial
 from typing import Any
 
 import aiohttp
 
 from ..core import (
-    Answer,
-    ApiError,
     CostMeter,
     Failure,
     FatalApiError,
     JobSpec,
-    OcrMode,
     Outcome,
     RowError,
     RunStopped,
-    Sent,
-    Status,
-    TransientApiError,
     WorkItem,
     load_prices,
     lookup_model,
@@ -45,31 +38,20 @@ from ..core import (
 from ..inputs import Manifest
 from ..ledger import ResultStore
 from ..ocr import check_ocr_setup, vision_key
-from ..plan import PreparedRequest, RequestBuilder
+from ..plan import OcrAccess, Planner, RequestBuilder
 from ..send import (
-    Attempts,
-    ByteBudget,
     ChatClient,
     Credential,
-    Failed,
-    LimiterPacing,
-    LiveStats,
     RateLimiter,
-    Reply,
-    RetryPolicy,
     Target,
     Window,
     credential_for,
-    fatal_advice,
 )
-from .paged import PagedRows
+from .merge import PartResult, merge_parts
 from .progress import ProgressBar, RunSummary, Tally
+from .rows import RowParts, RowRequests
+from .sender import RequestSender
 
-# A row that runs out of attempts while nothing has succeeded for this long is a victim of an
-# outage, not a bad row: the run stops (resumable) instead of writing error rows for everything.
-OUTAGE_S = 60.0
-# Connection refusals before any request ever succeeded: the endpoint URL is wrong or down.
-UNREACHABLE_AFTER = 3
 _MIN_WINDOW, _MAX_WINDOW, _UNLIMITED_WINDOW = 2, 1024, 64
 
 
@@ -98,7 +80,6 @@ class Runner:
             retry_errors=spec.output.retry_errors,
         )
         self.builder = RequestBuilder(spec, self.model, self.target.model_in_body)
-        self.policy = RetryPolicy(max_attempts=spec.limits.max_attempts)
         self.limiter = RateLimiter(
             spec.limits.tpm,
             spec.limits.effective_rpm,
@@ -106,147 +87,48 @@ class Runner:
         )
         self.tally = Tally(self.info.num_rows)
         self._rng = random.Random(seed)
-        self.attempts = Attempts(self.policy, watch=self, rng=self._rng)
-        self._live = LiveStats()
-        self._bytes = ByteBudget()
         self._show_progress = show_progress
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
+        self.sender = RequestSender(spec, self.target, self.limiter, self.tally, self._stop, self._halt, rng=self._rng)
         self._flush_wanted = asyncio.Event()
-        self._on_wire = 0
         self._writer_done = asyncio.Event()
-        self._started = time.monotonic()
-        self._last_success: float | None = None
-        self._connect_errors = 0
         self._costs = CostMeter(load_prices(), spec.endpoint.model)
         self._vision_key = vision_key(spec, env)
         check_ocr_setup(spec, supports_enhancements=self.model.supports_enhancements, key=self._vision_key)
-        self.paged: PagedRows | None = None
+        self.planner = Planner(spec, self.model, access=self._ocr_access())
+        self.rows: RowRequests | None = None
 
     # ---- one row ------------------------------------------------------------------------------
 
     async def process(self, client: ChatClient, item: WorkItem) -> Outcome | None:
-        """Everything for one row. Returns None if the run is stopping and the row stays undone."""
+        """Every request of one row's plan, sent in turn; the row's outcome. None if the run is
+        stopping and the row stays undone. A part that ends in an error ends the row."""
+        assert self.rows is not None
+        started = time.monotonic()
+        row: RowParts | None = None
+        parts: list[PartResult] = []
         try:
-            mode = self.paged.mode_for(item) if self.paged is not None else "off"
-            req = None if mode != "off" else await asyncio.to_thread(self._build_image_row, item)
-            if req is None:
-                return await self._process_pages(client, item, mode)
+            row = await self.rows.start(item)
+            while (part := await self.rows.next_part(row)) is not None:
+                outcome = await self.sender.send(client, item.index, part.request, row.url)
+                if outcome is None or row.single:
+                    return outcome
+                parts.append(PartResult(part.pages, outcome, part.ocr))
+                if outcome.status == "error":
+                    break
         except RowError as exc:
             return Outcome(item.index, "error", error=Failure(exc.code, str(exc)))
-        return await self._send_held(client, item, req)
-
-    def _build_image_row(self, item: WorkItem) -> PreparedRequest | None:
-        """The request of a plain image row, or None for a document (one thread hop for both)."""
-        if self.paged is not None and self.paged.is_document(item):
-            return None
-        return self.builder.build(item)
-
-    async def _process_pages(self, client: ChatClient, item: WorkItem, mode: OcrMode) -> Outcome | None:
-        """A document or OCR-assisted row: several requests, merged (see ``paged.py``)."""
-        assert self.paged is not None
-
-        async def send(req: PreparedRequest, url: str | None) -> Outcome | None:
-            return await self._send_held(client, item, req, url)
-
-        try:
-            return await self.paged.process(item, mode, send)
         except FatalApiError as exc:  # the Vision resource refused our key or endpoint
             self._halt(
                 f"{exc}\n  what to fix: check [ocr].vision_endpoint and that the key in "
                 f"${self.spec.ocr.vision_key_env} belongs to that Azure AI Vision resource"
             )
             return None
-
-    async def _send_held(
-        self, client: ChatClient, item: WorkItem, req: PreparedRequest, url: str | None = None
-    ) -> Outcome | None:
-        async with self._bytes.hold(len(req.body)):
-            return await self._send(client, item, req, url)
-
-    async def _send(
-        self, client: ChatClient, item: WorkItem, req: PreparedRequest, url: str | None = None
-    ) -> Outcome | None:
-        """Attempts for one built request (the loop: ``send.Attempts``), and the row's outcome."""
-        pacing = LimiterPacing(self.limiter, req.estimate.admission, req.size_estimate)
-        result = await self.attempts.run(partial(self._on_the_wire, client, req.body, url), pacing)
-        if isinstance(result, Failed):
-            return self._failed(item, req, result)
-        self._last_success = time.monotonic()
-        self._live.observe(result.wire_s, req.estimate.admission)
-        c = result.reply.completion
-        status: Status = "filtered" if c.finish_reason == "content_filter" else "ok"
-        return Outcome(
-            item.index,
-            status,
-            answer=Answer(c.answer, c.finish_reason, c.usage, c.model),
-            sent=_sent(req),
-            grounding=c.grounding,
-            attempts=result.attempts,
-            latency_ms=result.elapsed_s * 1000,
-            request_id=c.request_id,
-        )
-
-    def _failed(self, item: WorkItem, req: PreparedRequest, result: Failed) -> Outcome | None:
-        """The row's outcome for a request that got no reply; None when the run stops instead."""
-        exc = result.error
-        if result.kind == "stopped":
-            return None
-        if result.kind == "fatal":
-            assert isinstance(exc, FatalApiError)
-            self._halt(fatal_advice(exc, self.spec.endpoint, self.target))
-            return None
-        assert exc is not None
-        if result.kind == "exhausted":
-            quiet = time.monotonic() - (self._last_success or self._started)
-            if quiet >= OUTAGE_S:
-                self._halt(f"no request has succeeded for {quiet:.0f} s; the last error: {exc}")
-                return None
-        status: Status = "filtered" if result.kind == "filtered" else "error"
-        return self._outcome(item, req, status, result, exhausted=result.kind == "exhausted")
-
-    # ---- what the run hears of each attempt (send.Watch) ----------------------------------------
-
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def on_attempt(self) -> None:
-        self.tally.requests += 1
-
-    def on_throttled(self) -> None:
-        self.tally.throttled += 1
-
-    def on_transient(self, error: TransientApiError) -> None:
-        if error.code != "connect_error":
-            return
-        self._connect_errors += 1
-        if self._last_success is None and self._connect_errors >= UNREACHABLE_AFTER:
-            self._halt(f"{error}\n  what to fix: check [endpoint].url / --endpoint, or whether the service is up")
-
-    async def _on_the_wire(self, client: ChatClient, body: bytes, url: str | None) -> Reply:
-        """One attempt, counted while it is on the wire (the window's sizing reads the count)."""
-        self._on_wire += 1
-        try:
-            return await client.send(body, url=url)
         finally:
-            self._on_wire -= 1
-
-    def _outcome(
-        self, item: WorkItem, req: PreparedRequest, status: Status, result: Failed, *, exhausted: bool = False
-    ) -> Outcome:
-        exc = result.error
-        msg = str(exc) if exc is not None else None
-        if exhausted and msg:
-            msg = f"gave up after {result.attempts} attempts; last: {msg}"
-        return Outcome(
-            item.index,
-            status,
-            error=Failure(exc.code if exc is not None else None, msg),
-            sent=_sent(req),
-            attempts=result.attempts,
-            latency_ms=result.elapsed_s * 1000,
-            request_id=exc.request_id if isinstance(exc, ApiError) else None,
-        )
+            if row is not None:
+                row.close()
+        return merge_parts(item.index, parts, row.plan.detail, started=started, document=row.plan.is_document)
 
     def _halt(self, reason: str) -> None:
         if self._stop_reason is None:
@@ -258,16 +140,16 @@ class Runner:
     def _window_target(self) -> int:
         if self.spec.limits.concurrency:
             return self.spec.limits.concurrency
-        rate = self.limiter.max_request_rate(self._live.estimate)
+        rate = self.limiter.max_request_rate(self.sender.live.estimate)
         if rate is None:
             return _UNLIMITED_WINDOW
         # Little's law: rows in flight = rate x latency, with headroom for jitter and rows being
         # prepared; and never fewer than the windows could admit right now (the first minute's burst).
         # Rows waiting in the limiter's queue do not count as on the wire: counting them made the
         # window only ever grow (to 1024 where Little's law asks for 6-80).
-        steady = math.ceil(rate * self._live.latency_s * 1.5) + 2
-        free = self.limiter.free_requests(self._live.estimate) or 0
-        return max(_MIN_WINDOW, min(_MAX_WINDOW, max(steady, self._on_wire + free)))
+        steady = math.ceil(rate * self.sender.live.latency_s * 1.5) + 2
+        free = self.limiter.free_requests(self.sender.live.estimate) or 0
+        return max(_MIN_WINDOW, min(_MAX_WINDOW, max(steady, self.sender.on_wire + free)))
 
     async def run(self) -> RunSummary:
         started = time.monotonic()
@@ -296,7 +178,7 @@ class Runner:
         try:
             async with aiohttp.ClientSession(connector=connector) as session:
                 client = ChatClient(session, self.target, self.credential, self.spec.endpoint.timeout_s)
-                self.paged = self._paged_rows(session)
+                self.rows = self._row_requests(session)
                 feeder = asyncio.create_task(self._feed(items, n_workers))
                 writer = asyncio.create_task(self._write())
                 sizer = asyncio.create_task(self._resize(window))
@@ -319,23 +201,33 @@ class Runner:
                 with suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
             bar.close()
-            if self.paged is not None:
-                self.paged.close()
+            if self.rows is not None:
+                self.rows.close()
             close = getattr(self.credential, "close", None)
             if close is not None:
                 await close()
 
-    def _paged_rows(self, session: aiohttp.ClientSession) -> PagedRows:
+    def _extensions_url(self) -> str | None:
+        """The legacy enhancements' URL: a classic Azure deployment with a Vision resource."""
         ocr = self.spec.ocr
         classic = self.target.kind == "azure" and ocr.vision_endpoint is not None
-        return PagedRows.for_run(
+        return self.target.extensions_url(ocr.enhancements_api_version) if classic else None
+
+    def _ocr_access(self) -> OcrAccess:
+        has_key = self._vision_key is not None
+        read = self.spec.ocr.vision_endpoint is not None and has_key
+        return OcrAccess(extensions_url=self._extensions_url(), vision_key=has_key, read=read)
+
+    def _row_requests(self, session: aiohttp.ClientSession) -> RowRequests:
+        return RowRequests.for_run(
             self.spec,
             self.model,
+            self.planner,
             self.builder,
             session,
-            extensions_url=self.target.extensions_url(ocr.enhancements_api_version) if classic else None,
+            extensions_url=self._extensions_url(),
             vision_key=self._vision_key,
-            policy=self.policy,
+            policy=self.sender.policy,
             rng=self._rng,
         )
 
@@ -408,10 +300,6 @@ class Runner:
             target = self._window_target()
             if target != window.size:
                 await window.resize(target)
-
-
-def _sent(req: PreparedRequest) -> Sent:
-    return Sent(req.detail, req.estimate.image_tokens, req.estimate.prompt_tokens, req.image_note)
 
 
 async def run_job(

@@ -2,10 +2,12 @@
 pacing (``ratelimit/``), the in-flight window, Azure AI Vision read."""
 
 from .attempts import Attempts, Delivered, Failed, FailureKind, Pacing, Watch
-from .http import ChatClient, Credential, KeyCredential, Reply, Target, credential_for, fatal_advice
+from .auth import Credential, KeyCredential, credential_for
+from .http import ChatClient, Target, fatal_advice
 from .inflight import ByteBudget, LiveStats, Window
 from .pacing import CallPacing, LimiterPacing
 from .ratelimit.limiter import RateLimiter
+from .replies import Reply
 from .retry import RetryPolicy, retry_delay, should_retry
 from .vision_read import AzureRead
 

@@ -1,38 +1,27 @@
 """One HTTP attempt against a chat-completions endpoint, and nothing more.
 
-This is the only module that talks aiohttp. It builds the URL and auth headers for the three
-endpoint kinds, sends one request through an injected ``aiohttp.ClientSession``, translates every
-transport failure and error status into the classes of ``errors.py`` (classification lives in
-``status.classify_status``), and parses a 200 into a :class:`Completion`. Retrying and pacing are
-the caller's business. Messages name the endpoint and deployment, never headers or keys.
+This is the only module that talks aiohttp. It builds the URL and auth headers (``auth.py``) for
+the three endpoint kinds, sends one request through an injected ``aiohttp.ClientSession``,
+translates every transport failure and error status into the classes of ``core.errors``
+(classification lives in ``status.py``), and hands a 200 to ``replies.py`` to parse. Retrying and
+pacing are the caller's business. Messages name the endpoint and deployment, never headers or keys.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
-from ..core import (
-    Completion,
-    EndpointSpec,
-    FatalApiError,
-    GroundingLine,
-    GroundingSpan,
-    Point,
-    SpecError,
-    TransientApiError,
-    Usage,
-)
+from ..core import EndpointSpec, FatalApiError, SpecError, TransientApiError
+from .auth import Credential
+from .replies import Reply, parse_completion
 from .status import make_api_error
 
-ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 _MAX_MESSAGE = 600
 _STREAM_ABOVE = 256 * 1024
 
@@ -80,135 +69,6 @@ class Target:
     def describe(self) -> str:
         what = "model" if self.kind == "openai" else "deployment"
         return f"{self.kind} {what} {self.deployment!r} at {self.base_url}"
-
-
-class Credential(Protocol):
-    async def headers(self) -> dict[str, str]: ...
-
-
-class KeyCredential:
-    """An API key from the environment. Its repr never shows the key."""
-
-    def __init__(self, key: str, *, bearer: bool) -> None:
-        self._key = key
-        self._bearer = bearer
-
-    def __repr__(self) -> str:
-        return f"KeyCredential(bearer={self._bearer}, key=<redacted>)"
-
-    async def headers(self) -> dict[str, str]:
-        if self._bearer:
-            return {"Authorization": f"Bearer {self._key}"}
-        return {"api-key": self._key}
-
-
-class EntraCredential:
-    """A Microsoft Entra ID token for Azure resources whose keys are disabled (optional extra)."""
-
-    def __init__(self) -> None:
-        try:
-            from azure.identity.aio import DefaultAzureCredential
-        except ImportError:
-            raise SpecError(
-                "[endpoint].auth = 'entra' needs azure-identity: pip install 'vision-batch[entra]'"
-            ) from None
-        self._cred = DefaultAzureCredential()
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = asyncio.Lock()
-
-    def __repr__(self) -> str:
-        return "EntraCredential(<token redacted>)"
-
-    async def headers(self) -> dict[str, str]:
-        async with self._lock:
-            if self._token is None or time.time() > self._expires - 300:
-                tok = await self._cred.get_token(ENTRA_SCOPE)
-                self._token, self._expires = tok.token, float(tok.expires_on)
-        return {"Authorization": f"Bearer {self._token}"}
-
-    async def close(self) -> None:
-        await self._cred.close()
-
-
-def credential_for(ep: EndpointSpec, environ: Mapping[str, str]) -> Credential:
-    if ep.auth == "entra":
-        return EntraCredential()
-    key = environ.get(ep.api_key_env, "").strip()
-    if not key:
-        raise SpecError(
-            f"no API key: set the environment variable {ep.api_key_env} (or name another one in [endpoint].api_key_env)"
-        )
-    return KeyCredential(key, bearer=ep.kind == "openai")
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    completion: Completion
-    headers: Mapping[str, str]
-
-
-def normalize_finish_reason(choice: Mapping[str, Any]) -> str | None:
-    """A string finish_reason as is; the legacy object form ({"type": "stop"|"max_tokens"}) mapped."""
-    raw = choice.get("finish_reason")
-    if raw is None:
-        raw = choice.get("finish_details")
-    if isinstance(raw, Mapping):
-        raw = raw.get("type")
-    if raw is None:
-        return None
-    text = str(raw)
-    return "length" if text == "max_tokens" else text
-
-
-def _answer_text(message: Mapping[str, Any] | None) -> str | None:
-    if not message:
-        return None
-    content = message.get("content")
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):  # some servers return content parts
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
-    return str(content)
-
-
-def parse_completion(body: Mapping[str, Any], headers: Mapping[str, str]) -> Completion:
-    choices = body.get("choices") or []
-    choice: Mapping[str, Any] = choices[0] if choices and isinstance(choices[0], Mapping) else {}
-    u = body.get("usage")
-    usage = None
-    if isinstance(u, Mapping):
-        p, c = int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
-        usage = Usage(p, c, int(u.get("total_tokens") or p + c))
-    enhancements = choice.get("enhancements")
-    grounding = enhancements.get("grounding") if isinstance(enhancements, Mapping) else None
-    return Completion(
-        answer=_answer_text(choice.get("message")),
-        finish_reason=normalize_finish_reason(choice),
-        usage=usage,
-        request_id=headers.get("x-request-id") or headers.get("apim-request-id") or body.get("id"),
-        model=body.get("model"),
-        grounding=parse_grounding(grounding) if grounding is not None else None,
-    )
-
-
-def parse_grounding(grounding: Any) -> tuple[GroundingLine, ...]:
-    """``enhancements.grounding``'s lines, typed; malformed lines, spans or points are skipped."""
-    lines = grounding.get("lines") if isinstance(grounding, Mapping) else grounding
-    out: list[GroundingLine] = []
-    for line in lines if isinstance(lines, list) else []:
-        if not isinstance(line, Mapping):
-            continue
-        spans = tuple(_span(s) for s in line.get("spans") or [] if isinstance(s, Mapping))
-        out.append(GroundingLine(str(line.get("text") or ""), spans))
-    return tuple(out)
-
-
-def _span(s: Mapping[str, Any]) -> GroundingSpan:
-    points = tuple(
-        Point(float(q.get("x") or 0), float(q.get("y") or 0)) for q in s.get("polygon") or [] if isinstance(q, Mapping)
-    )
-    return GroundingSpan(str(s.get("text") or ""), int(s.get("offset") or 0), int(s.get("length") or 0), points)
 
 
 def _error_fields(text: str) -> tuple[str | None, str]:

@@ -8,9 +8,9 @@ one :class:`LimiterPacing` per request carries its size. Azure AI Vision read is
 from __future__ import annotations
 
 from ..core import RateLimitedError, TransientApiError
-from .http import Reply
 from .ratelimit.calls import CallPacer
 from .ratelimit.limiter import Permit, RateLimiter
+from .replies import Reply
 
 __all__ = ["CallPacing", "LimiterPacing"]
 

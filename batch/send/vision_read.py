@@ -36,8 +36,8 @@ class AzureRead:
     """Azure AI Vision ``imageanalysis:analyze?features=read``, paced and retried.
 
     :meth:`read` returns the page's text, lines in reading order. Raises
-    :class:`~batch.errors.FatalApiError` (bad key, wrong endpoint, quota) for the run to stop,
-    and :class:`~batch.errors.RowError` (``ocr_failed``) when the service refuses the page or
+    :class:`~batch.core.errors.FatalApiError` (bad key, wrong endpoint, quota) for the run to stop,
+    and :class:`~batch.core.errors.RowError` (``ocr_failed``) when the service refuses the page or
     keeps failing.
     """
 

@@ -16,7 +16,7 @@ processes cannot see half a file.
 Chat framing follows OpenAI's cookbook ("How to count tokens with tiktoken") for the gpt-4o family
 and gpt-4/3.5 since 0613: each message costs 3 framing tokens plus its role and content, and the
 reply is primed with 3 more. Only text is counted here; image tokens come from
-:mod:`batch.vision_tokens`.
+:mod:`batch.tokens.image`.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def chat_prompt_tokens(system: str, user_text: str, tokenizer: str) -> int:
     """Text tokens of a request with an optional system message and one user message.
 
     The system message is counted only when non-empty, matching the request body that
-    :mod:`batch.payloads` builds. Image parts are not included.
+    :mod:`batch.plan.body` builds. Image parts are not included.
     """
     total = REPLY_PRIMING
     if system:

@@ -114,7 +114,7 @@ class Books:
 
         ``chars``: the request's size as a character-based estimator sees it (body bytes / 4 + max
         output); booked instead of ``estimate`` once the server's count shows it follows size
-        (:mod:`batch.ratelimit_charge`). Callers are served in arrival order. Raises RowError if the
+        (:mod:`batch.send.ratelimit.charge`). Callers are served in arrival order. Raises RowError if the
         request could never fit.
         """
         chars = estimate if chars is None else chars

@@ -2,7 +2,7 @@
 no second carries more than a set share of the minute's tokens.
 
 A sliding window replays every burst a minute later, and a burst reaches the server spread out (new
-connections, a cold server), so :class:`~batch.ratelimit.RateLimiter` smooths bursts: at most
+connections, a cold server), so :class:`~batch.send.ratelimit.limiter.RateLimiter` smooths bursts: at most
 ``factor`` times the steady token rate in any second. This is asked at every admission; walking the
 second's entries each time cost a quarter of the client's CPU at 800 requests/s, so the sum is kept
 as entries come, leave and are refunded, and the entries are walked only when a request must wait.
