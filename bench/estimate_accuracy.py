@@ -323,6 +323,9 @@ def report_scale(folder: Path, rows: int) -> None:
                 "estimated_prompt_tokens": pa.array(prompt + (i % 5 == 0)),
                 "image_note": pa.nulls(n, pa.string()),
             }
+            # Columns an image row leaves empty (pages, OCR, grounding, ...): nulls of the writer's types,
+            # so the synthetic file keeps the run's schema however many columns it grows.
+            cols |= {f.name: pa.nulls(n, f.type) for f in schema if f.name not in cols}
             writer.write_table(pa.table(cols, schema=schema))
     size = path.stat().st_size / 1e6
     print(f"\n== report at scale: wrote {rows:,} result rows ({size:.0f} MB) in {time.monotonic() - t0:.1f} s")
