@@ -23,7 +23,7 @@ from .errors import ApiError, deployment_not_found, rate_limited, unauthorized
 from .faults import Fault
 from .stats import LogEntry
 
-__all__ = ["FILTERED_RESULTS", "answer_with_fault", "client_gone", "fail", "rejection"]
+__all__ = ["FILTERED_RESULTS", "REFUSAL_TEXT", "answer_with_fault", "client_gone", "fail", "rejection"]
 
 #: Seconds between checks for a vanished client or a stopping server during a hang.
 _POLL_S = 0.05
@@ -40,6 +40,7 @@ _CF_MESSAGE = (
 _SAFE = {"filtered": False, "severity": "safe"}
 _FLAGGED = {"filtered": True, "severity": "high"}
 #: The verdict of a filtered prompt or completion: violence at high severity.
+REFUSAL_TEXT = "I'm sorry, but I can't help with extracting information from this image."
 FILTERED_RESULTS: dict[str, Any] = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _FLAGGED}
 
 _GATEWAY_502 = (
@@ -194,7 +195,7 @@ async def answer_with_fault(
     entry: LogEntry,
     stopping: asyncio.Event,
 ) -> web.StreamResponse:
-    """Deliver a produced answer oddly: filtered, as truncated JSON, or trickled out slowly."""
+    """Deliver a produced answer oddly: filtered, refused, as truncated JSON, or trickled out slowly."""
     kind = fault.kind
     if kind == "content-filter-completion":
         choice = body["choices"][0]
@@ -204,6 +205,12 @@ async def answer_with_fault(
         choice.pop("enhancements", None)
         choice["content_filter_results"] = FILTERED_RESULTS
         entry.finish_reason = "content_filter"
+    if kind == "refusal":  # structured outputs' refusal: message.refusal instead of content
+        choice = body["choices"][0]
+        choice["message"]["content"] = None
+        choice["message"]["refusal"] = REFUSAL_TEXT
+        choice["finish_reason"] = "stop"
+        entry.finish_reason = "stop"
     if hold > 0:
         await asyncio.sleep(hold)
     if client_gone(request):
