@@ -22,8 +22,9 @@ from aiohttp import web
 from .errors import ApiError, deployment_not_found, rate_limited, unauthorized
 from .faults import Fault
 from .stats import LogEntry
+from .structured import ANSWER_FAULTS, alter_answer
 
-__all__ = ["FILTERED_RESULTS", "REFUSAL_TEXT", "answer_with_fault", "client_gone", "fail", "rejection"]
+__all__ = ["FILTERED_RESULTS", "answer_with_fault", "client_gone", "fail", "rejection"]
 
 #: Seconds between checks for a vanished client or a stopping server during a hang.
 _POLL_S = 0.05
@@ -40,7 +41,6 @@ _CF_MESSAGE = (
 _SAFE = {"filtered": False, "severity": "safe"}
 _FLAGGED = {"filtered": True, "severity": "high"}
 #: The verdict of a filtered prompt or completion: violence at high severity.
-REFUSAL_TEXT = "I'm sorry, but I can't help with extracting information from this image."
 FILTERED_RESULTS: dict[str, Any] = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _FLAGGED}
 
 _GATEWAY_502 = (
@@ -205,12 +205,8 @@ async def answer_with_fault(
         choice.pop("enhancements", None)
         choice["content_filter_results"] = FILTERED_RESULTS
         entry.finish_reason = "content_filter"
-    if kind == "refusal":  # structured outputs' refusal: message.refusal instead of content
-        choice = body["choices"][0]
-        choice["message"]["content"] = None
-        choice["message"]["refusal"] = REFUSAL_TEXT
-        choice["finish_reason"] = "stop"
-        entry.finish_reason = "stop"
+    if kind in ANSWER_FAULTS:  # the answer itself goes wrong: a refusal, free text, JSON off the schema
+        entry.finish_reason = alter_answer(kind, body["choices"][0])
     if hold > 0:
         await asyncio.sleep(hold)
     if client_gone(request):

@@ -27,7 +27,19 @@ from .answers import Answer, ReceivedImage
 from .errors import ApiError, bad_request
 from .tokens import Tokenizer
 
-__all__ = ["ResponseFormat", "generate", "parse_response_format", "structured_answer"]
+__all__ = [
+    "ANSWER_FAULTS",
+    "REFUSAL_TEXT",
+    "ResponseFormat",
+    "alter_answer",
+    "generate",
+    "parse_response_format",
+    "structured_answer",
+]
+
+#: Fault kinds that change the answer itself (see :func:`alter_answer`).
+ANSWER_FAULTS = frozenset({"refusal", "non-json-answer", "schema-drift"})
+REFUSAL_TEXT = "I'm sorry, but I can't help with extracting information from this image."
 
 _KEYWORDS = frozenset(
     "type properties required additionalProperties items enum const anyOf $ref $defs definitions "
@@ -224,3 +236,24 @@ def _scalar(kind: str, name: str, rng: random.Random) -> Any:
     if "reference" in name or name.endswith("_id") or name == "id":
         return f"REF-{rng.randint(100000, 999999)}"
     return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 3)))
+
+
+def alter_answer(kind: str, choice: dict[str, Any]) -> str:
+    """A fault on the answer, in place; returns the finish reason. ``refusal``: ``message.refusal``
+    set and no content; ``non-json-answer``: free text (a server that ignores response_format);
+    ``schema-drift``: the JSON object without its first property (a model off its schema)."""
+    message = choice["message"]
+    if kind == "refusal":
+        message["content"], message["refusal"] = None, REFUSAL_TEXT
+    elif kind == "non-json-answer":
+        message["content"] = "Here is what the statement shows: " + str(message.get("content") or "")[:80]
+    elif kind == "schema-drift":
+        try:
+            data = json.loads(message.get("content") or "")
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data:
+            data.pop(next(iter(data)))
+        message["content"] = json.dumps(data)
+    choice["finish_reason"] = "stop"
+    return "stop"
