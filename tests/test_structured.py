@@ -111,6 +111,7 @@ def test_each_outcome_recorded_once_and_sent_again_on_request(
     assert all(r["attempts"] == 1 for r in rows)  # none retried: each attempt is billed
     assert rows[1]["data"] is None and rows[3]["data"] is None and rows[3]["answer"]
     assert "refused 1" in capsys.readouterr().out
+    check_report(out, tmp_path / "report.html", capsys)
 
     emulator.clear_faults()
     emulator.reset()
@@ -120,6 +121,23 @@ def test_each_outcome_recorded_once_and_sent_again_on_request(
     again = pq.read_table(out, columns=["status", "error_code"]).to_pylist()
     assert [again[i]["status"] for i in (1, 2, 3)] == ["ok"] * 3
     assert again[5]["error_code"] == "truncated_json"  # its own max_tokens column still cuts it
+
+
+def check_report(out: Path, html: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`batch report`: status counts with refused and the JSON error codes; fields filled, per path."""
+    assert main(["report", str(out), "--json", "--html", str(html)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    statuses = {x["key"]: x["rows"] for x in report["by_status"]}
+    assert statuses == {"ok": 4, "refused": 1, "error": 3}
+    assert report["error_codes"] == {"invalid_json": 1, "refused": 1, "schema_mismatch": 1, "truncated_json": 1}
+    fields = {f["path"]: (f["filled"], f["of"]) for f in report["fields"]["filled"]}
+    assert report["fields"]["rows_with_data"] == 4
+    assert list(fields)[:4] == ["account_number", "period_end", "total", "rows"]
+    assert fields["total"] == (4, 4) and fields["rows[].amount"][0] == fields["rows[].amount"][1] >= 4
+    page = html.read_text()
+    assert "Schema fields filled" in page and "rows[].amount" in page and ">refused<" in page
+    assert main(["report", str(out)]) == 0
+    assert "Schema fields filled (4 rows with data" in capsys.readouterr().out
 
 
 def test_a_changed_schema_is_refused_on_resume(
