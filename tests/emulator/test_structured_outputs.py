@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from emulator_helpers import API_VERSION, KEY, Caller, azure_path, chat_body, data_url, image_part, make_image
 
-from batch.emulator import EmbeddedEmulator
+from batch.emulator import EmbeddedEmulator, Fault
 from batch.tokens import get_encoding
 
 SCHEMA: dict[str, Any] = {
@@ -154,3 +154,24 @@ def test_the_openai_sdk_parses_structured_answers(emulator: EmbeddedEmulator) ->
             response_format=schema_format({"type": "object", "properties": {"a": {"type": "string"}}}),  # type: ignore[arg-type]
         )
     assert caught.value.code == "invalid_json_schema"
+
+
+async def test_answer_faults_refusal_free_text_and_schema_drift(emulator: EmbeddedEmulator, caller: Caller) -> None:
+    emulator.set_faults([Fault("refusal", count=1)])
+    _, body = await ask(caller, 6, max_tokens=2000, response_format=schema_format(SCHEMA))
+    message = body["choices"][0]["message"]
+    assert message["content"] is None and "can't help" in message["refusal"]
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+    emulator.set_faults([Fault("non-json-answer", count=1)])
+    _, body = await ask(caller, 6, max_tokens=2000, response_format=schema_format(SCHEMA))
+    with pytest.raises(ValueError):
+        json.loads(body["choices"][0]["message"]["content"])
+
+    emulator.set_faults([Fault("schema-drift", count=1)])
+    _, body = await ask(caller, 6, max_tokens=2000, response_format=schema_format(SCHEMA))
+    drifted = json.loads(body["choices"][0]["message"]["content"])
+    assert "account_number" not in drifted and "total" in drifted
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(drifted, SCHEMA)
+    assert emulator.faults()["hits"] == [1]
