@@ -98,6 +98,7 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="send again the rows that ended in these error codes (comma-separated; none given: every error)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--schema", metavar="FILE", help="JSON Schema for structured answers instead of [output].schema")
 
 
 def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -124,6 +125,7 @@ def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     est.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
     est.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
     est.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
+    est.add_argument("--schema", metavar="FILE", help="JSON Schema for structured answers instead of [output].schema")
 
 
 def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -147,7 +149,9 @@ def _estimate(args: argparse.Namespace) -> int:
     from .estimate import estimate_job, render_estimate
 
     spec = load_spec(args.job)
-    spec = with_overrides(spec, manifest=args.manifest, tpm=args.tpm, rpm=args.rpm, max_tokens=args.max_tokens)
+    spec = with_overrides(
+        spec, manifest=args.manifest, tpm=args.tpm, rpm=args.rpm, max_tokens=args.max_tokens, schema=args.schema
+    )
     report = estimate_job(
         spec,
         detail_override=args.detail,
@@ -189,6 +193,7 @@ def _run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         concurrency=args.concurrency,
         retry_errors=args.retry_errors,
+        schema=args.schema,
     )
     spec = apply_endpoint_env(spec, os.environ)
     show = not args.no_progress

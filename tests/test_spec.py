@@ -43,6 +43,15 @@ SHIPPED = {
         "off",
         "realistic",
     ),
+    "extract-statements.toml": (
+        "data/financial/manifest.parquet",
+        "out/extract-statements.parquet",
+        "high",
+        4000,
+        450000,
+        "local",
+        "zero",
+    ),
     "ocr-financial.toml": (
         "data/financial/manifest.parquet",
         "out/ocr-financial.parquet",

@@ -18,6 +18,7 @@ from .errors import (
     TransientApiError,
     UnknownModelError,
 )
+from .output_format import OutputFormat
 from .prices import CostMeter, Price, PriceTable, cost, cost_json, load_prices
 from .records import (
     DETAILS,
@@ -62,6 +63,7 @@ __all__ = [
     "OCR_MODES",
     "OcrMode",
     "Outcome",
+    "OutputFormat",
     "Pages",
     "PartAnswer",
     "PatchRule",

@@ -66,6 +66,8 @@ class ModelInfo:
     default_max_output: int
     tokenizer: Tokenizer
     supports_enhancements: bool
+    # Structured outputs (response_format json_schema, and JSON mode) on requests with images.
+    structured_outputs: bool = False
 
 
 def lookup_model(name: str, extra: Path | None = None) -> ModelInfo:
@@ -149,7 +151,7 @@ def _parse_model(name: str, table: dict[str, Any], where: str) -> ModelInfo:
     check_keys(
         table,
         required={"tokenizer", "max_images", "default_max_output", "image"},
-        optional={"uses_max_completion_tokens", "supports_enhancements"},
+        optional={"uses_max_completion_tokens", "supports_enhancements", "structured_outputs"},
         where=where,
     )
     tokenizer = table["tokenizer"]
@@ -163,6 +165,7 @@ def _parse_model(name: str, table: dict[str, Any], where: str) -> ModelInfo:
         default_max_output=_positive_int(table, "default_max_output", where),
         tokenizer=cast(Tokenizer, tokenizer),
         supports_enhancements=_bool(table, "supports_enhancements", where),
+        structured_outputs=_bool(table, "structured_outputs", where),
     )
 
 

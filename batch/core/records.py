@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-Status = Literal["ok", "filtered", "error"]
+# refused: the model declined (``message.refusal``), with structured outputs or JSON mode.
+Status = Literal["ok", "filtered", "error", "refused"]
 DETAILS = ("low", "high", "auto")
 
 
@@ -40,6 +41,7 @@ class Completion:
     request_id: str | None
     model: str | None
     grounding: tuple[GroundingLine, ...] | None = None  # the legacy enhancements.grounding.lines
+    refusal: str | None = None  # message.refusal: the model declined (structured outputs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ class Answer:
     finish_reason: str | None
     usage: Usage | None
     model: str | None
+    data: Any = None  # with [output].schema or JSON mode: the answer parsed (and checked), else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,7 @@ class Outcome:
     completed_at: float | None = None  # Unix time the outcome was recorded (set by the result store)
 
     def __post_init__(self) -> None:
-        if self.status == "error" and self.error is None:
+        if self.status in ("error", "refused") and self.error is None:
             raise ValueError(f"row {self.index}: an error outcome needs its Failure")
 
     @property

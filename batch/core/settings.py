@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from .output_format import OutputFormat
+
 __all__ = [
     "Columns",
     "DocumentsSpec",
@@ -122,6 +124,7 @@ class OutputSpec:
     flush_rows: int = 500
     flush_seconds: float = 5.0
     retry_errors: frozenset[str] = frozenset()  # error codes re-sent on a rerun; "*": every error
+    format: OutputFormat | None = None  # [output].schema / json: structured answers; None: free text
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 
 from .errors import SpecError
+from .output_format import load_output_format, schema_file_format
 from .settings import (
     Columns,
     DocumentsSpec,
@@ -111,6 +112,7 @@ def _output_spec(out: Mapping[str, Any], base: Path) -> OutputSpec:
         flush_rows=out.get("flush_rows", 500),
         retry_errors=frozenset(out.get("retry_errors", ())),
         flush_seconds=float(out.get("flush_seconds", 5.0)),
+        format=load_output_format(out, base),
     )
 
 
@@ -212,6 +214,10 @@ def with_overrides(spec: JobSpec, **overrides: Any) -> JobSpec:
         s = replace(s, output=replace(s.output, path=Path(o["out"]).resolve()))
     if "retry_errors" in o:
         s = replace(s, output=replace(s.output, retry_errors=s.output.retry_errors | frozenset(o["retry_errors"])))
+    if "schema" in o:  # --schema FILE replaces [output].schema / json, keeping [output].flatten
+        flatten = s.output.format.flatten if s.output.format is not None else False
+        fmt = schema_file_format(Path(o["schema"]).resolve(), flatten=flatten)
+        s = replace(s, output=replace(s.output, format=fmt))
     ep = s.endpoint
     if "endpoint" in o:
         ep = replace(ep, url=o["endpoint"])

@@ -8,8 +8,8 @@ One request goes through these steps, each of which may end it with an ``ApiErro
    ``tokens`` for text, with the deployment's encoding);
 4. compute the admission charge (``charging``) and admit it against the windows (``limits``):
    charged now, before the hold, never refunded; a refusal is a 429 and charges nothing;
-5. build the answer (``answers``), cut it to the max tokens, hold for the latency
-   model, reply.
+5. build the answer (``answers``; JSON following ``response_format``: ``structured``), cut it to
+   the max tokens, hold for the latency model, reply.
 
 Between steps 3 and 4 the fault rules (``faults``) get their say: a pre-admission fault
 (429s, 401, 404, 413, prompt filter) answers instead of step 4, uncharged; a post-admission
@@ -47,6 +47,7 @@ from .ocr import Page
 from .parsing import ChatRequest, ImageRef, check_against_model, parse_chat_body
 from .state import REQUEST_ID_KEY, STATE_KEY, DeploymentRuntime, EmulatorState
 from .stats import LogEntry
+from .structured import structured_answer
 from .tokens import tokenizer
 
 __all__ = ["AZURE", "AZURE_V1", "EXTENSIONS", "MAX_BODY_BYTES", "OPENAI", "RouteSpec", "chat_handler", "json_response"]
@@ -194,7 +195,11 @@ async def _reply(
         page = await read_image(state, chat.images[0])
         entry.ocr_lines = len(page.lines)
     extra = answer_block(page)
-    full = state.answers.build(images, chat.user_texts, tokenizer(runtime.rules.tokenizer), extra=extra)
+    tok = tokenizer(runtime.rules.tokenizer)
+    if chat.response_format is not None:  # JSON that follows the schema; cut short at max_tokens like any answer
+        full = structured_answer(chat.response_format, images, chat.user_texts, tok, state.config.seed)
+    else:
+        full = state.answers.build(images, chat.user_texts, tok, extra=extra)
     if estimate.max_output < full.tokens:
         answer, completion_tokens, finish_reason = full.cut(estimate.max_output), estimate.max_output, "length"
     else:

@@ -22,6 +22,7 @@ from aiohttp import web
 from .errors import ApiError, deployment_not_found, rate_limited, unauthorized
 from .faults import Fault
 from .stats import LogEntry
+from .structured import ANSWER_FAULTS, alter_answer
 
 __all__ = ["FILTERED_RESULTS", "answer_with_fault", "client_gone", "fail", "rejection"]
 
@@ -194,7 +195,7 @@ async def answer_with_fault(
     entry: LogEntry,
     stopping: asyncio.Event,
 ) -> web.StreamResponse:
-    """Deliver a produced answer oddly: filtered, as truncated JSON, or trickled out slowly."""
+    """Deliver a produced answer oddly: filtered, refused, as truncated JSON, or trickled out slowly."""
     kind = fault.kind
     if kind == "content-filter-completion":
         choice = body["choices"][0]
@@ -204,6 +205,8 @@ async def answer_with_fault(
         choice.pop("enhancements", None)
         choice["content_filter_results"] = FILTERED_RESULTS
         entry.finish_reason = "content_filter"
+    if kind in ANSWER_FAULTS:  # the answer itself goes wrong: a refusal, free text, JSON off the schema
+        entry.finish_reason = alter_answer(kind, body["choices"][0])
     if hold > 0:
         await asyncio.sleep(hold)
     if client_gone(request):

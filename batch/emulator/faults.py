@@ -1,7 +1,7 @@
 """Seeded, switchable fault injection: the rules and the decision of which one fires.
 
 A ``Fault`` rule names a kind (429 variants, 5xx, a dropped connection, a hang, a slow or
-malformed body, content-filter verdicts, 401/404/413) and where it applies: a fraction of the
+malformed body, content-filter verdicts, a model refusal, 401/404/413) and where it applies: a fraction of the
 matching requests (``rate``, drawn from a per-rule RNG seeded by the config seed), a time
 window since the rules were installed, a text or image-sha256 prefix (``match``), one
 deployment, at most ``count`` hits.
@@ -57,12 +57,18 @@ PRE_ADMISSION_KINDS: tuple[str, ...] = (
 #: After admission (charged), no answer produced: the backend failed.
 FAILING_KINDS: tuple[str, ...] = ("500", "502", "503", "504", "reset", "hang")
 #: After admission (charged), an answer was produced and is delivered oddly.
-ANSWERING_KINDS: tuple[str, ...] = ("slow-body", "malformed-json", "content-filter-completion")
+#: refusal: message.refusal instead of content; non-json-answer: free text, as a server that ignores
+#: response_format; schema-drift: JSON missing a required property (see ``structured``).
+ANSWERING_KINDS: tuple[str, ...] = (
+    "slow-body", "malformed-json", "content-filter-completion", "refusal", "non-json-answer", "schema-drift",
+)  # fmt: skip
 FAULT_KINDS: tuple[str, ...] = PRE_ADMISSION_KINDS + FAILING_KINDS + ANSWERING_KINDS
 #: Kinds that deliver no HTTP status at all (the log records ``status: null``).
 NO_STATUS_KINDS = frozenset({"reset", "hang"})
 #: Kinds that apply to the Vision read route (it has no content filter).
-VISION_KINDS = frozenset(FAULT_KINDS) - {"content-filter-prompt", "content-filter-completion"}
+VISION_KINDS = frozenset(FAULT_KINDS) - {
+    "content-filter-prompt", "content-filter-completion", "refusal", "non-json-answer", "schema-drift",
+}  # fmt: skip
 
 _FLOAT_FIELDS = ("rate", "start_s", "end_s", "hang_s", "trickle_s", "retry_after_s")
 _INT_FIELDS = ("count",)

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from .errors import bad_request
 from .models import ModelRules
+from .structured import ResponseFormat, parse_response_format
 from .tokens import REPLY_PRIMING, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, Tokenizer
 
 __all__ = ["ChatRequest", "ImageRef", "check_against_model", "parse_chat_body"]
@@ -47,12 +48,15 @@ class ChatRequest:
     images: list[ImageRef]
     max_tokens_field: str | None  # "max_tokens", "max_completion_tokens" or None
     max_tokens: int | None
+    response_format: ResponseFormat | None = None
 
     def text_tokens(self, tokenizer: Tokenizer) -> int:
-        """Prompt tokens of the text: framing per message and name, reply priming, every text.
-        Image parts are not included (they cost image tokens)."""
+        """Prompt tokens of the text: framing per message and name, reply priming, every text, and
+        a response_format's schema (its compact JSON; see ``structured``). Image parts are not
+        included (they cost image tokens)."""
         framing = REPLY_PRIMING + TOKENS_PER_MESSAGE * self.messages + TOKENS_PER_NAME * self.names
-        return framing + sum(tokenizer.count(text) for text in self.counted_texts)
+        schema = tokenizer.count(self.response_format.schema_text) if self.response_format else 0
+        return framing + sum(tokenizer.count(text) for text in self.counted_texts) + schema
 
 
 def parse_chat_body(body: object) -> ChatRequest:
@@ -82,7 +86,8 @@ def parse_chat_body(body: object) -> ChatRequest:
     for i, message in enumerate(cast(list[object], messages)):
         names += _parse_message(message, f"messages[{i}]", counted, user_texts, images)
     field, limit = _max_tokens(data)
-    return ChatRequest(model, len(messages), names, counted, user_texts, images, field, limit)
+    fmt = parse_response_format(data, counted)
+    return ChatRequest(model, len(messages), names, counted, user_texts, images, field, limit, fmt)
 
 
 def _parse_message(

@@ -227,6 +227,12 @@ def _notes(
         notes.append("no [limits].tpm/rpm in the job: time not estimated (pass --tpm)")
     else:
         notes.append("time is at the job's limits; Azure charges prompt + max_tokens per request at admission")
+    fmt = spec.output.format
+    if fmt is not None and fmt.schema is not None:
+        notes.append(
+            f"the schema ({fmt.source}) is counted as prompt text, the tokens of its compact JSON, on every request: "
+            "an assumption (the service's docs do not say how a schema is billed; the emulator bills it so)"
+        )
     if addons:
         notes.append(
             "add-ons: OCR and grounding cost per image if the legacy enhancements were enabled (not by this job)"

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from ..core import DETAILS, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
 from ..inputs import MAX_BYTES
-from ..plan import Planner, Refusal
+from ..plan import Planner, Refusal, format_tokens
 from ..tokens import chat_prompt_tokens, image_tokens
 from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
 
@@ -110,7 +110,11 @@ class Scan:
         texts = {
             tok: plan.text_tokens
             if tok == main_tokenizer
-            else chat_prompt_tokens(self.spec.prompt.system, plan.user_text, tok) * requests
+            else (
+                chat_prompt_tokens(self.spec.prompt.system, plan.user_text, tok)
+                + format_tokens(self.spec.output.format, tok)
+            )
+            * requests
             for tok in self.tokenizers
         }
         for tok, n in texts.items():

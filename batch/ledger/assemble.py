@@ -17,24 +17,25 @@ import pyarrow.parquet as pq
 from ..core import LedgerError
 from ..inputs import Manifest
 from .parts import BUCKET_ROWS, part_files, release_unused
-from .schema import PART_SCHEMA, RESULT_SCHEMA, ROW
+from .schema import ROW, ResultLayout, result_layout
 
 __all__ = ["ASSEMBLE_SLICE_ROWS", "assemble"]
 
 ASSEMBLE_SLICE_ROWS = 16384  # rows per row group of the result file
 
 
-def assemble(output: Path, parts: Path, manifest: Manifest) -> int:
+def assemble(output: Path, parts: Path, manifest: Manifest, layout: ResultLayout | None = None) -> int:
     """Write ``output`` in manifest order from the manifest and the parts. Returns rows written."""
+    layout = layout or result_layout(None)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    schema = pa.schema([*manifest.schema, *RESULT_SCHEMA])
+    schema = pa.schema([*manifest.schema, *layout.result])
     written = 0
     try:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for bucket, chunk in enumerate(_exact_chunks(manifest.batches(BUCKET_ROWS), BUCKET_ROWS)):
                 n = chunk.num_rows
-                results, pick = _bucket_parts(parts, bucket, n)
+                results, pick = _bucket_parts(parts, bucket, n, layout.part)
                 # Written in slices (a row group each): one bucket's results are copied into order
                 # a slice at a time, not all at once.
                 for start in range(0, n, ASSEMBLE_SLICE_ROWS):
@@ -53,11 +54,11 @@ def assemble(output: Path, parts: Path, manifest: Manifest) -> int:
     return written
 
 
-def _bucket_parts(parts: Path, bucket: int, n: int) -> tuple[pa.Table, pa.Array]:
+def _bucket_parts(parts: Path, bucket: int, n: int, part_schema: pa.Schema) -> tuple[pa.Table, pa.Array]:
     """A bucket's parts, concatenated, and which of their rows to take, in row order."""
     # Parts are small (hundreds of rows): reading each on its own thread pool costs more than it saves.
-    tables = [pq.read_table(p, schema=PART_SCHEMA, use_threads=False) for p, _ in part_files(parts, bucket)]
-    t = pa.concat_tables(tables) if tables else PART_SCHEMA.empty_table()
+    tables = [pq.read_table(p, schema=part_schema, use_threads=False) for p, _ in part_files(parts, bucket)]
+    t = pa.concat_tables(tables) if tables else part_schema.empty_table()
     rows = t.column(ROW).to_numpy() - bucket * BUCKET_ROWS
     # Keep the last written outcome of each row (parts are in write order).
     order = np.argsort(rows, kind="stable")

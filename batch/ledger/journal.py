@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..core import LedgerError, Outcome
-from .schema import ROW_FIELDS, outcome_dict, outcome_from_json
+from .schema import DATA, ROW_FIELDS, outcome_dict, outcome_from_json
 
 __all__ = ["Journal", "read_journal"]
 
@@ -58,7 +58,7 @@ def read_journal(path: Path, num_rows: int) -> list[Outcome]:
                 d: dict[str, Any] = json.loads(line)
             except ValueError:
                 continue
-            if set(d) != ROW_FIELDS or not 0 <= int(d["index"]) < num_rows:
+            if set(d) - {DATA} != ROW_FIELDS or not 0 <= int(d["index"]) < num_rows:
                 raise LedgerError(f"{path} has a line that is not a result row; the state is damaged")
             rows.append(outcome_from_json(d))
     return rows

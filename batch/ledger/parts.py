@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..core import Outcome
-from .schema import outcomes_table
+from .schema import ResultLayout, outcomes_table
 
 __all__ = ["BUCKET_ROWS", "part_files", "parts_dir_for", "release_unused", "write_part"]
 
@@ -37,12 +37,12 @@ def part_files(parts: Path, bucket: int | None = None) -> Iterator[tuple[Path, i
             yield path, int(m.group(2))
 
 
-def write_part(parts: Path, bucket: int, seq: int, rows: list[Outcome]) -> None:
+def write_part(parts: Path, bucket: int, seq: int, rows: list[Outcome], layout: ResultLayout | None = None) -> None:
     """Rows of one bucket, sorted by position, as one part file (temporary name, then renamed)."""
     rows.sort(key=lambda o: o.index)
     final = parts / f"b{bucket:06d}-{seq:09d}.parquet"
     tmp = final.with_suffix(".tmp")
-    pq.write_table(outcomes_table(rows), tmp, compression="zstd")
+    pq.write_table(outcomes_table(rows, layout), tmp, compression="zstd")
     os.replace(tmp, final)
 
 

@@ -3,10 +3,18 @@
 The same rows travel three ways: a journal line (JSON), a part file row (Parquet, with the
 manifest position in ``_row``), and a row of the assembled result file. This module is the one
 place that knows the columns.
+
+The columns depend on the job: with ``[output].schema`` a typed ``data`` column holds the parsed
+answer (its Arrow type from the schema, :mod:`.typed`), and ``[output].flatten`` adds one column
+per top-level property. :func:`result_layout` gives a job's columns; parts, journal, state and
+assembly all take them from it.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -17,22 +25,27 @@ from ..core import (
     GroundingLine,
     GroundingSpan,
     Outcome,
+    OutputFormat,
     Pages,
     PartAnswer,
     Point,
     Sent,
     Usage,
 )
+from .typed import arrow_field, to_arrow_value
 
 __all__ = [
+    "DATA",
     "PART_SCHEMA",
     "RESULT_COLUMNS",
     "RESULT_SCHEMA",
     "ROW",
     "ROW_FIELDS",
+    "ResultLayout",
     "outcome_dict",
     "outcome_from_json",
     "outcomes_table",
+    "result_layout",
 ]
 
 ROW = "_row"
@@ -87,8 +100,40 @@ RESULT_SCHEMA = pa.schema(
 )
 RESULT_COLUMNS = RESULT_SCHEMA.names
 PART_SCHEMA = pa.schema([(ROW, pa.int64()), *RESULT_SCHEMA])
-# A journal line holds a row as its result columns, plus its position.
+# A journal line holds a row as its result columns, plus its position (and "data", when parsed).
 ROW_FIELDS = frozenset(["index", *RESULT_COLUMNS])
+DATA = "data"
+
+
+@dataclass(frozen=True, slots=True)
+class ResultLayout:
+    """A job's result columns: the fixed ones, then ``data`` and the flattened ones (``extra``)."""
+
+    result: pa.Schema
+    part: pa.Schema
+    data: pa.Field | None = None  # the parsed answer's column, with a schema
+    flattened: tuple[pa.Field, ...] = ()  # [output].flatten: the top-level properties
+
+    @property
+    def fingerprint(self) -> str | None:
+        """What the saved parts' columns are, for a resume to compare; None without a schema."""
+        if self.data is None:
+            return None
+        text = f"{self.data.type}|{[f.name for f in self.flattened]}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=16)
+def result_layout(fmt: OutputFormat | None) -> ResultLayout:
+    """The columns a job's result has (JSON mode and free text: the fixed ones)."""
+    if fmt is None or fmt.schema is None:
+        return ResultLayout(RESULT_SCHEMA, PART_SCHEMA)
+    data = arrow_field(DATA, fmt.schema, fmt.schema).with_nullable(True)
+    flat: tuple[pa.Field, ...] = ()
+    if fmt.flatten and pa.types.is_struct(data.type):
+        flat = tuple(f.with_nullable(True) for f in data.type)
+    extra = [data, *flat]
+    return ResultLayout(pa.schema([*RESULT_SCHEMA, *extra]), pa.schema([*PART_SCHEMA, *extra]), data, flat)
 
 
 def outcome_dict(o: Outcome) -> dict[str, Any]:
@@ -118,6 +163,7 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
         "ocr_text": o.ocr_text,
         "grounding": [_line_dict(line) for line in o.grounding] if o.grounding is not None else None,
         "completed_at": o.completed_at,
+        **({DATA: a.data} if a is not None and a.data is not None else {}),
     }
 
 
@@ -143,8 +189,9 @@ def _line_dict(line: GroundingLine) -> dict[str, Any]:
     return {"page": line.page, "text": line.text, "spans": spans}
 
 
-def outcomes_table(rows: list[Outcome]) -> pa.Table:
-    cols: dict[str, list[object]] = {name: [] for name in PART_SCHEMA.names}
+def outcomes_table(rows: list[Outcome], layout: ResultLayout | None = None) -> pa.Table:
+    layout = layout or result_layout(None)
+    cols: dict[str, list[object]] = {name: [] for name in layout.part.names}
     for o in rows:
         d = outcome_dict(o)
         cols[ROW].append(d.pop("index"))
@@ -154,7 +201,12 @@ def outcomes_table(rows: list[Outcome]) -> pa.Table:
             if name == "completed_at":
                 continue
             cols[name].append(d[name])
-    return pa.table(cols, schema=PART_SCHEMA)
+        if layout.data is not None:
+            data = to_arrow_value(d.get(DATA), layout.data.type)
+            cols[DATA].append(data)
+            for f in layout.flattened:
+                cols[f.name].append(data.get(f.name) if data is not None else None)
+    return pa.table(cols, schema=layout.part)
 
 
 def outcome_from_json(d: dict[str, Any]) -> Outcome:
@@ -196,7 +248,7 @@ def _answer_from(d: dict[str, Any]) -> Answer | None:
     if d["prompt_tokens"] is not None or d["completion_tokens"] is not None:
         p, c = d["prompt_tokens"] or 0, d["completion_tokens"] or 0
         usage = Usage(p, c, d["total_tokens"] if d["total_tokens"] is not None else p + c)
-    return Answer(d["answer"], d["finish_reason"], usage, d["model"])
+    return Answer(d["answer"], d["finish_reason"], usage, d["model"], d.get(DATA))
 
 
 def _line_from(line: dict[str, Any]) -> GroundingLine:

@@ -14,8 +14,10 @@ __all__ = ["STATE_VERSION", "open_state"]
 STATE_VERSION = 1
 
 
-def open_state(parts: Path, info: ManifestInfo) -> None:
-    """Create the parts folder and its state, or check that an existing one is this manifest's."""
+def open_state(parts: Path, info: ManifestInfo, columns: str | None = None) -> None:
+    """Create the parts folder and its state, or check that an existing one is this manifest's
+    and was written with the same result columns (``columns``: the layout's fingerprint, which a
+    changed [output].schema or flatten changes)."""
     state_file = parts / "state.json"
     expected = {
         "version": STATE_VERSION,
@@ -36,8 +38,14 @@ def open_state(parts: Path, info: ManifestInfo) -> None:
                 f"({state.get('manifest_rows')} rows) than {info.path} ({info.num_rows} rows, "
                 "or same size with other ids/columns); delete that folder or choose another output path"
             )
+        if state.get("result_columns") != columns:
+            raise LedgerError(
+                f"the saved progress in {parts} was written with other result columns: [output].schema "
+                "(or flatten) changed since; its rows cannot be mixed with this job's. Restore the schema, "
+                "or delete that folder (or choose another output path) to start over"
+            )
         return
     parts.mkdir(parents=True, exist_ok=True)
     tmp = state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(expected, indent=1))
+    tmp.write_text(json.dumps({**expected, "result_columns": columns}, indent=1))
     os.replace(tmp, state_file)

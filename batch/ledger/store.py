@@ -31,7 +31,7 @@ from ..inputs import Manifest, ManifestInfo
 from .assemble import assemble
 from .journal import Journal, read_journal
 from .parts import BUCKET_ROWS, part_files, parts_dir_for, release_unused, write_part
-from .schema import RESULT_COLUMNS, ROW
+from .schema import ROW, ResultLayout, result_layout
 from .state import open_state
 
 __all__ = ["ResultStore"]
@@ -48,7 +48,9 @@ class ResultStore:
         flush_rows: int = 500,
         flush_seconds: float = 5.0,
         retry_errors: frozenset[str] = frozenset(),
+        layout: ResultLayout | None = None,
     ):
+        self.layout = layout or result_layout(None)
         self.output = output
         self.retry_errors = retry_errors
         self.retried = 0  # rows done before that open() will have sent again (retry_errors)
@@ -63,7 +65,7 @@ class ResultStore:
         self._seq_lock = threading.Lock()
         self._journal = Journal()
         self.rows_written = 0
-        clash = sorted(set(info.columns) & set(RESULT_COLUMNS + [ROW]))
+        clash = sorted(set(info.columns) & set([*self.layout.result.names, ROW]))
         if clash:
             raise ManifestError(
                 f"manifest {info.path}: column(s) {', '.join(clash)} clash with result columns; rename them"
@@ -77,10 +79,11 @@ class ResultStore:
         Rows whose last outcome is an error listed in ``retry_errors`` count as not done: they are
         sent again, and their new outcome replaces the old one when the result file is assembled.
         """
-        open_state(self.parts, self.info)
+        open_state(self.parts, self.info, self.layout.fingerprint)
         for leftover in self.parts.glob("*.tmp"):
             leftover.unlink(missing_ok=True)
         retry = np.zeros(self.info.num_rows, dtype=bool) if self.retry_errors else None
+        # refused rows count as errors here: --retry-errors refused (or *) sends them again
         columns = [ROW, "status", "error_code"] if retry is not None else [ROW]
         for path, seq in part_files(self.parts):  # in write order for each row (a row stays in its bucket)
             self._seq = max(self._seq, seq + 1)
@@ -111,7 +114,10 @@ class ResultStore:
     def _to_retry(self, statuses: list[str | None], codes: list[str | None]) -> npt.NDArray[np.bool_]:
         every = "*" in self.retry_errors
         return np.array(
-            [s == "error" and (every or c in self.retry_errors) for s, c in zip(statuses, codes, strict=True)],
+            [
+                s in ("error", "refused") and (every or c in self.retry_errors)
+                for s, c in zip(statuses, codes, strict=True)
+            ],
             dtype=bool,
         )
 
@@ -164,7 +170,7 @@ class ResultStore:
         for o in rows:
             by_bucket.setdefault(o.index // BUCKET_ROWS, []).append(o)
         for bucket, group in sorted(by_bucket.items()):
-            write_part(self.parts, bucket, self._next_seq(), group)
+            write_part(self.parts, bucket, self._next_seq(), group, self.layout)
             self.done[[o.index for o in group]] = True
             self.rows_written += len(group)
         release_unused()
@@ -176,4 +182,4 @@ class ResultStore:
         if not self.done.all():
             missing = int((~self.done).sum())
             raise LedgerError(f"cannot assemble {self.output}: {missing} rows have no outcome yet")
-        return assemble(self.output, self.parts, manifest)
+        return assemble(self.output, self.parts, manifest, self.layout)

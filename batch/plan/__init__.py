@@ -5,6 +5,7 @@ from .body import PreparedRequest, RequestBuilder
 from .load import ImageRef, Page, load_requests
 from .planner import REMOTE_IMAGE_SIZE, OcrAccess, Planner, pages_per_request, row_ocr_mode
 from .request import PlannedImage, PlannedRequest, Refusal, RequestPlan, SourceKind, TokenField
+from .schema_check import format_tokens, response_format
 
 __all__ = [
     "REMOTE_IMAGE_SIZE",
@@ -20,7 +21,9 @@ __all__ = [
     "RequestPlan",
     "SourceKind",
     "TokenField",
+    "format_tokens",
     "load_requests",
     "pages_per_request",
+    "response_format",
     "row_ocr_mode",
 ]

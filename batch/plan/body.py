@@ -5,7 +5,9 @@ whose content is ``[{"type": "text"}, {"type": "image_url", "image_url": {"url",
 Local files go as ``data:<mime>;base64,...``; http(s) and data URLs pass through untouched.
 An inline image (megabytes of base64) is never run through the JSON encoder: the body is encoded
 with a placeholder and the ASCII data URL spliced in: joined, never scanned for escapes or re-encoded.
-``max_completion_tokens`` replaces ``max_tokens`` for o-series and gpt-5 models.
+``max_completion_tokens`` replaces ``max_tokens`` for o-series and gpt-5 models. With a schema or
+JSON mode the body carries ``response_format`` (:func:`~.schema_check.response_format`), and the
+schema's tokens count as prompt text in the estimate, as in the plan's.
 What a row sends is decided by the plan (:mod:`.planner`); this module only writes it down.
 """
 
@@ -21,6 +23,7 @@ from ..tokens import chat_prompt_tokens, image_tokens
 from .load import ImageRef, load_requests
 from .planner import Planner
 from .request import Refusal, RequestPlan
+from .schema_check import format_tokens, response_format
 
 # Stands in for an inline image while the body is JSON-encoded (random: no prompt can contain it).
 _SLOT = f"\x00image-{secrets.token_hex(8)}\x00"
@@ -48,6 +51,9 @@ class RequestBuilder:
         self._model = model
         self._model_in_body = model_in_body
         self._planner = Planner(spec, model)
+        fmt = spec.output.format
+        self._response_format = response_format(fmt) if fmt is not None else None
+        self._format_tokens = format_tokens(fmt, model.tokenizer)
 
     def build(self, item: WorkItem) -> PreparedRequest:
         """The one request of an image row (no OCR), planned and loaded here; RowError if refused."""
@@ -95,11 +101,13 @@ class RequestBuilder:
         body[plan.token_field] = plan.max_tokens
         if spec.prompt.temperature is not None:
             body["temperature"] = spec.prompt.temperature
+        if self._response_format is not None:
+            body["response_format"] = self._response_format
         if extra_body:
             body.update(extra_body)
 
         # Exact text tokens with the model's tokenizer and OpenAI's chat framing (text parts only).
-        text = chat_prompt_tokens(spec.prompt.system, user_text, self._model.tokenizer)
+        text = chat_prompt_tokens(spec.prompt.system, user_text, self._model.tokenizer) + self._format_tokens
         pictures = sum(image_tokens(self._model, im.size[0], im.size[1], plan.detail) for im in images)
         est = Estimate(text, pictures, plan.max_tokens)
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -10,6 +10,9 @@ The rules written here and nowhere else:
   the model's image limit.
 - **Remote images** are not downloaded: estimated as :data:`REMOTE_IMAGE_SIZE`.
 - Image sizes come from headers (no pixel decoded); text tokens from the model's tokenizer.
+- **Structured answers** (``[output].schema`` / ``json``): the job is checked once, up front
+  (:func:`~.schema_check.check_format`); a document goes in one request (one answer to parse);
+  the schema's tokens count as prompt text; a row's own prompt must say "JSON" in JSON mode.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ..core import DETAILS, OCR_MODES, Estimate, ImageError, JobSpec, ModelInfo,
 from ..inputs import data_url_size, document_pages, probe_file
 from ..tokens import chat_prompt_tokens, get_encoding, image_tokens
 from .request import PlannedImage, PlannedRequest, Refusal, RequestPlan, SourceKind, TokenField
+from .schema_check import check_format, format_tokens, has_json_word
 
 __all__ = ["REMOTE_IMAGE_SIZE", "OcrAccess", "Planner", "pages_per_request", "row_ocr_mode"]
 
@@ -53,7 +57,11 @@ def row_ocr_mode(item: WorkItem, spec: JobSpec) -> OcrMode:
 
 def pages_per_request(spec: JobSpec, model: ModelInfo, mode: OcrMode) -> int:
     """How many document pages one request carries."""
-    if mode == "azure-enhancements" or spec.documents.requests == "per-page":
+    if mode == "azure-enhancements":
+        return 1
+    if spec.output.format is not None:  # one answer to parse: the whole document in one request
+        return model.max_images
+    if spec.documents.requests == "per-page":
         return 1
     wanted = spec.documents.pages_per_request or model.max_images
     return max(1, min(wanted, model.max_images))
@@ -83,6 +91,8 @@ class Planner:
         # Load the tokenizer now, before worker threads plan rows: the first load sets up its
         # offline cache, and a bad install should fail the job here, not every row.
         get_encoding(model.tokenizer)
+        check_format(spec, model)
+        self._format_tokens = format_tokens(spec.output.format, model.tokenizer)
 
     def plan(self, item: WorkItem) -> RequestPlan | Refusal:
         """The row's plan, or why it cannot be sent."""
@@ -102,7 +112,8 @@ class Planner:
             raise RowError(f"max_tokens {max_out} must be at least 1", code="bad_max_tokens")
         self._check_access(mode)
         user_text = item.prompt if item.prompt else spec.prompt.user
-        text = chat_prompt_tokens(spec.prompt.system, user_text, self.model.tokenizer)
+        self._check_json_word(user_text)
+        text = chat_prompt_tokens(spec.prompt.system, user_text, self.model.tokenizer) + self._format_tokens
 
         def request(images: list[PlannedImage]) -> PlannedRequest:
             pictures = sum(_image_tokens(self.model, im.size[0], im.size[1], detail) for im in images)
@@ -110,6 +121,12 @@ class Planner:
 
         ref = (item.image or "").strip()
         source, path, file_bytes, groups = self._images(ref, item, mode)
+        if len(groups) > 1 and spec.output.format is not None:
+            raise RowError(
+                f"{sum(len(g) for g in groups)} pages do not fit one request ({self.model.max_images} images "
+                "at most) and a structured answer needs the document in one; select pages with the row's pages column",
+                code="document_too_long",
+            )
         return RequestPlan(
             index=item.index,
             source=source,
@@ -148,6 +165,14 @@ class Planner:
         per = pages_per_request(self.spec, self.model, mode)
         images = [PlannedImage(n, size) for n, size in pages]
         return probe.kind, path, probe.file_bytes, [images[i : i + per] for i in range(0, len(images), per)]
+
+    def _check_json_word(self, user_text: str) -> None:
+        fmt = self.spec.output.format
+        if fmt is not None and fmt.kind == "json_object" and not has_json_word(self.spec.prompt.system, user_text):
+            raise RowError(
+                'JSON mode needs the word "JSON" in the messages; this row\'s prompt and the system prompt lack it',
+                code="json_word_missing",
+            )
 
     def _check_length(self, numbers: list[int]) -> None:
         limit = self.spec.documents.max_pages

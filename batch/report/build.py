@@ -27,7 +27,7 @@ from .stream import SUMS, TIMELINE_COLUMN, Accumulator, GroupKey, IntArray
 __all__ = ["build"]
 
 _DETAIL_ORDER = ("low", "high", "auto")
-_STATUS_ORDER = ("ok", "filtered", "error")
+_STATUS_ORDER = ("ok", "filtered", "refused", "error")
 
 
 def build(acc: Accumulator, source: str, tpm: int | None) -> Report:

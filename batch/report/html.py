@@ -91,6 +91,7 @@ def render_html(report: Report) -> str:
         _distribution(r),
         accuracy_section(r),
         _outcomes(r),
+        _fields(r),
         _timeline(r),
         _top(r),
         _notes(r),
@@ -195,6 +196,20 @@ def _outcomes(r: Report) -> str:
         f"({usd(g.cost_batch)} Batch) paid for answers that may be useless.</p>"
     )
     return f'<section><div class="grid2">{"".join(cells)}</div>{cut}{codes}</section>'
+
+
+def _fields(r: Report) -> str:
+    """With [output].schema: how often each field of the structured answers is filled."""
+    if not r.fields:
+        return ""
+    rows = "".join(
+        f'<tr><td class="l id">{escape(f.path)}</td><td data-key="fields.{i}.filled">{count(f.filled)}</td>'
+        f"<td>{count(f.of)}</td><td>{share(f.share)}</td></tr>"
+        for i, f in enumerate(r.fields)
+    )
+    table = f"<table><tr><th class=l>field</th><th>filled</th><th>of</th><th>share</th></tr>{rows}</table>"
+    note = f'<p class="note">{count(r.data_rows)} rows with data; fields inside lists count over the items.</p>'
+    return section("Schema fields filled", table + note)
 
 
 def _timeline(r: Report) -> str:

@@ -26,7 +26,7 @@ __all__ = [
 STANDARD, BATCH = "#2f6db5", "#9cc1e8"
 ESTIMATED, BILLED = "#e0913a", "#2f6db5"
 DETAIL_COLORS = {"low": "#3a9d5d", "high": "#2f6db5", "auto": "#8e5bb5", NONE: "#999"}
-STATUS_COLORS = {"ok": "#3a9d5d", "filtered": "#e0b03a", "error": "#d9534f"}
+STATUS_COLORS = {"ok": "#3a9d5d", "filtered": "#e0b03a", "refused": "#8a6bbf", "error": "#d9534f"}
 FINISH_COLORS = {"stop": "#3a9d5d", "length": "#d9534f", "content_filter": "#e0b03a"}
 
 

@@ -27,6 +27,7 @@ estimate was high), in % of the actual count.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,6 +36,7 @@ import pyarrow.parquet as pq
 from ..core import load_prices
 from ..ledger import RESULT_SCHEMA
 from .build import build
+from .fields import DATA_COLUMN, FieldFill
 from .model import Report
 from .stream import REQUIRED, TIMELINE_COLUMN, Accumulator, ReportError
 
@@ -83,14 +85,21 @@ def build_report(
         columns.append(id_column)
     if timed:
         columns.append(TIMELINE_COLUMN)
+    # A run with [output].schema: its typed answers, for how often each field is filled.
+    fill = FieldFill() if DATA_COLUMN in schema.names and pa.types.is_struct(schema.field(DATA_COLUMN).type) else None
+    if fill is not None:
+        columns.append(DATA_COLUMN)
 
     acc = Accumulator(table, top, id_column, timed)
     try:
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
             acc.add(batch)
+            if fill is not None:
+                fill.add(batch.column(DATA_COLUMN))
     except (OSError, pa.ArrowException) as exc:
         raise ReportError(f"cannot read {path}: {exc}") from None
-    return build(acc, str(path), tpm)
+    report = build(acc, str(path), tpm)
+    return report if fill is None else replace(report, fields=fill.lines(), data_rows=fill.rows)
 
 
 # --- reading ----------------------------------------------------------------------------------

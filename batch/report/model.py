@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import cost_json
+from .fields import FieldLine
 from .parts import Accuracy, LengthShare, Line, ModelLine, RowCost, Timeline
 from .streamstats import Histogram
 
@@ -36,6 +37,8 @@ class Report:
     completion_histogram: Histogram
     timeline: Timeline
     notes: tuple[str, ...]
+    fields: tuple[FieldLine, ...] = ()  # with [output].schema: how often each field is filled
+    data_rows: int = 0  # rows with a structured answer (the ``data`` column not null)
 
     @property
     def rows(self) -> int:
@@ -69,6 +72,10 @@ class Report:
             },
             "timeline": _timeline_dict(self.timeline),
             "notes": list(self.notes),
+            "fields": {
+                "rows_with_data": self.data_rows,
+                "filled": [{"path": f.path, "filled": f.filled, "of": f.of, "share": f.share} for f in self.fields],
+            },
         }
 
 

@@ -25,6 +25,10 @@ def render_report(report: Report) -> str:
         lines += ["", f"{title}:", *_lines_table(label, group)]
     if r.error_codes:
         lines += ["", "Error codes: " + ", ".join(f"{code} {count(n)}" for code, n in r.error_codes.items())]
+    if r.fields:
+        width = max(len(f.path) for f in r.fields)
+        lines += ["", f"Schema fields filled ({count(r.data_rows)} rows with data; inside lists: of the items):"]
+        lines += [f"  {f.path:<{width}}  {count(f.filled):>8} of {count(f.of):<8} {share(f.share)}" for f in r.fields]
 
     g = r.length
     lines += [

@@ -29,8 +29,10 @@ class PartResult:
 def merge_parts(index: int, parts: list[PartResult], detail: str, *, started: float, document: bool) -> Outcome:
     """One row's outcome from its requests' outcomes (see ``schemas/result.schema.json``)."""
     outs = [p.outcome for p in parts]
-    failed = next((p for p in parts if p.outcome.status == "error"), None)
-    status: Status = "error" if failed else ("filtered" if any(o.status == "filtered" for o in outs) else "ok")
+    failed = next((p for p in parts if p.outcome.status in ("error", "refused")), None)
+    status: Status = (
+        failed.outcome.status if failed else ("filtered" if any(o.status == "filtered" for o in outs) else "ok")
+    )
     if not document and len(parts) == 1:
         only = parts[0]
         text, ocr_text, pages = _text(only.outcome), _ocr_text(only.ocr), None
@@ -45,10 +47,13 @@ def merge_parts(index: int, parts: list[PartResult], detail: str, *, started: fl
         e = failed.outcome.error
         error = Failure(e.code, f"{where}{e.message}" if e.message else None)
     sents = [o.sent for o in outs if o.sent is not None]
+    answer = _merged_answer(text, outs)
+    if answer is not None and len(outs) == 1 and outs[0].answer is not None and outs[0].answer.data is not None:
+        answer = outs[0].answer  # a structured answer (one request by plan): its raw JSON and data, as sent
     return Outcome(
         index,
         status,
-        answer=_merged_answer(text, outs),
+        answer=answer,
         error=error,
         sent=Sent(
             detail,

@@ -22,6 +22,7 @@ class Tally:
     ok: int = 0
     filtered: int = 0
     error: int = 0
+    refused: int = 0  # the model declined (message.refusal): structured outputs
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0
@@ -36,6 +37,8 @@ class Tally:
             self.ok += 1
         elif o.status == "filtered":
             self.filtered += 1
+        elif o.status == "refused":
+            self.refused += 1
         else:
             self.error += 1
             key = o.error_code or "unknown"
@@ -46,7 +49,7 @@ class Tally:
 
     @property
     def finished(self) -> int:
-        return self.ok + self.filtered + self.error
+        return self.ok + self.filtered + self.error + self.refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,7 @@ class RunSummary:
             f"rows: {t.total_rows} in manifest, {t.already_done} already done, "
             + (f"{t.retried} that ended in errors sent again, " if t.retried else "")
             + f"{t.finished} finished now "
-            f"(ok {t.ok}, filtered {t.filtered}, error {t.error})",
+            f"(ok {t.ok}, filtered {t.filtered}, error {t.error}" + (f", refused {t.refused})" if t.refused else ")"),
             f"tokens: {t.prompt_tokens} prompt + {t.completion_tokens} completion; "
             f"requests {t.requests}, throttled (429) {t.throttled}",
             f"cost: ${t.cost_usd:.4f} at standard prices (${t.batch_cost_usd:.4f} at Batch prices)"

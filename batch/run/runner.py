@@ -36,7 +36,7 @@ from ..core import (
     lookup_model,
 )
 from ..inputs import Manifest
-from ..ledger import ResultStore
+from ..ledger import ResultStore, result_layout
 from ..ocr import check_ocr_setup, vision_key
 from ..plan import OcrAccess, Planner, RequestBuilder
 from ..send import (
@@ -78,6 +78,7 @@ class Runner:
             flush_rows=spec.output.flush_rows,
             flush_seconds=spec.output.flush_seconds,
             retry_errors=spec.output.retry_errors,
+            layout=result_layout(spec.output.format),
         )
         self.builder = RequestBuilder(spec, self.model, self.target.model_in_body)
         self.limiter = RateLimiter(

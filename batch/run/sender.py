@@ -28,6 +28,7 @@ from ..send import (
     RetryPolicy,
     Target,
     fatal_advice,
+    judge,
 )
 from .progress import Tally
 
@@ -82,10 +83,16 @@ class RequestSender:
         self.live.observe(result.wire_s, req.estimate.admission)
         c = result.reply.completion
         status: Status = "filtered" if c.finish_reason == "content_filter" else "ok"
+        data, failure = None, None
+        fmt = self.spec.output.format
+        if fmt is not None and status == "ok":  # parsed and checked; failures are never retried here
+            judged = judge(c, fmt)
+            status, data, failure = judged.status, judged.data, judged.failure
         return Outcome(
             index,
             status,
-            answer=Answer(c.answer, c.finish_reason, c.usage, c.model),
+            answer=Answer(c.answer, c.finish_reason, c.usage, c.model, data),
+            error=failure,
             sent=_sent(req),
             grounding=c.grounding,
             attempts=result.attempts,

@@ -9,6 +9,7 @@ from .pacing import CallPacing, LimiterPacing
 from .ratelimit.limiter import RateLimiter
 from .replies import Reply
 from .retry import RetryPolicy, retry_delay, should_retry
+from .structured import Judged, judge
 from .vision_read import AzureRead
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Credential",
     "Failed",
     "FailureKind",
+    "Judged",
     "KeyCredential",
     "LimiterPacing",
     "LiveStats",
@@ -33,6 +35,7 @@ __all__ = [
     "Window",
     "credential_for",
     "fatal_advice",
+    "judge",
     "retry_delay",
     "should_retry",
 ]

@@ -53,6 +53,8 @@ def parse_completion(body: Mapping[str, Any], headers: Mapping[str, str]) -> Com
     if isinstance(u, Mapping):
         p, c = int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
         usage = Usage(p, c, int(u.get("total_tokens") or p + c))
+    message = choice.get("message")
+    refusal = message.get("refusal") if isinstance(message, Mapping) else None
     enhancements = choice.get("enhancements")
     grounding = enhancements.get("grounding") if isinstance(enhancements, Mapping) else None
     return Completion(
@@ -62,6 +64,7 @@ def parse_completion(body: Mapping[str, Any], headers: Mapping[str, str]) -> Com
         request_id=headers.get("x-request-id") or headers.get("apim-request-id") or body.get("id"),
         model=body.get("model"),
         grounding=parse_grounding(grounding) if grounding is not None else None,
+        refusal=str(refusal) if refusal else None,
     )
 
 

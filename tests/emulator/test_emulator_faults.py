@@ -325,6 +325,7 @@ def test_every_kind_has_a_test() -> None:
     tested = {"429", "429-retry-after", "429-bare", "429-quota", "500", "502", "503", "504", "reset", "hang"}
     tested |= {"slow-body", "malformed-json", "content-filter-prompt", "content-filter-completion"}
     tested |= {"401", "404", "413"}
+    tested |= {"refusal", "non-json-answer", "schema-drift"}  # test_structured_outputs.py
     assert tested == set(FAULT_KINDS)
 
 
