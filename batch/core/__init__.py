@@ -36,7 +36,7 @@ from .records import (
     Usage,
     WorkItem,
 )
-from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode
+from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode, VideoSpec
 from .spec import apply_endpoint_env, load_spec, with_overrides
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
     "TransientApiError",
     "UnknownModelError",
     "Usage",
+    "VideoSpec",
     "WorkItem",
     "apply_endpoint_env",
     "cost",

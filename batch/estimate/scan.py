@@ -16,6 +16,7 @@ from ..inputs import MAX_BYTES
 from ..plan import Planner, Refusal
 from ..tokens import chat_prompt_tokens, image_tokens
 from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
+from .video import VideoSums
 
 __all__ = ["Scan", "Sums", "Target", "compare_targets"]
 
@@ -84,6 +85,7 @@ class Scan:
     sources: dict[str, int] = field(default_factory=lambda: {"local": 0, "inline": 0, "remote": 0, "oversize": 0})
     skipped: dict[str, int] = field(default_factory=dict)
     examples: list[SkippedRow] = field(default_factory=list)
+    video: VideoSums = field(default_factory=VideoSums)
 
     def __post_init__(self) -> None:
         # The run's own request plan: same rules, same base folder, same outside-path rule.
@@ -127,6 +129,8 @@ class Scan:
         sums.image_tokens += plan.image_tokens
         sums.text_tokens += texts[main_tokenizer]
         sums.max_completion += plan.max_tokens * requests
+        if plan.source == "video":
+            self.video.add(plan)
 
     def _skip(self, item: WorkItem, code: str, message: str) -> None:
         self.skipped[code] = self.skipped.get(code, 0) + 1

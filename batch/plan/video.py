@@ -1,0 +1,54 @@
+"""A video row's part of the plan: which frames it sends, at what size, in how many requests.
+
+Frame times come from ``[video]`` (:func:`batch.inputs.sample_times`), the size from the
+container's metadata (:func:`batch.inputs.frame_size`): nothing is decoded, so the run and
+``batch estimate`` plan the same frames. The planner (:mod:`.planner`) calls this and nothing else
+decides a video row's requests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core import ModelInfo, OcrMode, RowError, VideoSpec
+from ..inputs import frame_label, frame_size, probe_video, sample_times
+from ..tokens import count_text
+from .request import PlannedImage
+
+__all__ = ["RETIRED_ENHANCEMENT", "frames_per_request", "label_tokens", "video_requests"]
+
+RETIRED_ENHANCEMENT = (
+    "ocr 'azure-enhancements' cannot take a video: Azure's video enhancement (Azure AI Vision Video "
+    "Retrieval with acv_document_id) was retired on 30 June 2025, and current models take no video "
+    "input. Frame sampling is the way now: set the row's ocr to 'off' (or another mode) and its "
+    "frames are sampled per [video] and sent as images"
+)
+
+
+def frames_per_request(spec: VideoSpec, model: ModelInfo) -> int:
+    """Frames one request carries: ``frames_per_request``, capped by the model's image limit."""
+    wanted = spec.frames_per_request or model.max_images
+    return max(1, min(wanted, model.max_images))
+
+
+def video_requests(path: Path, spec: VideoSpec, model: ModelInfo, mode: OcrMode) -> list[list[PlannedImage]]:
+    """The frames of each request, in order, numbered from 1, with their times and sizes."""
+    if mode == "azure-enhancements":
+        raise RowError(RETIRED_ENHANCEMENT, code="video_enhancement_retired")
+    info = probe_video(path)
+    times = sample_times(info, spec, str(path))
+    if len(times) > spec.max_frames:
+        raise RowError(
+            f"{len(times)} frames sampled from {path}, over [video].max_frames = {spec.max_frames}; "
+            "lower [video].fps, set [video].frames or start/end, or raise the limit",
+            code="video_too_long",
+        )
+    size = frame_size(info, spec.long_side)
+    frames = [PlannedImage(n, size, t) for n, t in enumerate(times, start=1)]
+    per = frames_per_request(spec, model)
+    return [frames[i : i + per] for i in range(0, len(frames), per)]
+
+
+def label_tokens(images: list[PlannedImage], tokenizer: str) -> int:
+    """Text tokens of the time labels sent before the frames (one text part each)."""
+    return sum(count_text(frame_label(im.time_s), tokenizer) for im in images if im.time_s is not None)
