@@ -220,8 +220,12 @@ def _sampled(
         target = base + t - half  # the frame on screen at t: the first whose time reaches t (rounded)
         at = current.time if current is not None and current.time is not None else None
         if frames is None or at is None or target < at or target - at > _SEEK_AHEAD_S:
-            container.seek(max(0, int((base + t) / tb)), stream=stream, backward=True)
-            frames, current = container.decode(stream), None
+            if _seek(container, stream, int((base + t) / tb)):
+                frames, current = container.decode(stream), None
+            elif frames is None:  # cannot seek at all: decode from the start
+                frames = container.decode(stream)
+            elif at is not None and target < at:
+                raise ImageError(f"{shown}: cannot seek back to {t:.1f}s (damaged index?)", code="video_corrupt")
         while current is None or current.time is None or current.time < target:
             nxt = next(frames, None)
             if nxt is None:
@@ -231,6 +235,16 @@ def _sampled(
             last = f"{current.time - base:.1f}s" if current is not None and current.time is not None else "0s"
             raise ImageError(f"{shown} ends at {last}, before the frame at {t:.1f}s: truncated?", code="video_corrupt")
         yield _encode(current, t, size)
+
+
+def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoStream, pts: int) -> bool:
+    """Seek to the keyframe at or before ``pts``; False when the file cannot seek (damaged index,
+    a stream cut short): decoding on from where it is still finds the frames that exist."""
+    try:
+        container.seek(max(0, pts), stream=stream, backward=True)
+    except av.error.FFmpegError:
+        return False
+    return True
 
 
 def _encode(frame: av.VideoFrame, t: float, size: tuple[int, int]) -> VideoFrame:
