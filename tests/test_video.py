@@ -186,3 +186,30 @@ def test_the_sample_job_runs_on_a_fresh_machine(tmp_path: Path) -> None:
     digests = [part.split(" ")[0] for part in row["answer"].split("sha256:")[1:]]
     assert len(digests) == 8 and len(set(digests)) == 8  # a colour a second: eight different frames
     assert row["prompt_tokens"] == row["estimated_prompt_tokens"]
+
+
+def test_a_rows_own_columns_override_the_video_section(
+    tmp_path: Path, emulator: EmbeddedEmulator, env: dict[str, str]
+) -> None:
+    videos.write_clip(tmp_path / "clip.mp4", videos.PATTERN)
+    table = pa.table(
+        {
+            "id": ["job", "count", "range", "bad"],
+            "image": ["clip.mp4"] * 4,
+            "video_frames": pa.array([None, 2, None, None], pa.int32()),
+            "video_fps": pa.array([None, 4.0, 2.0, -1.0], pa.float64()),
+            "video_start": pa.array([None, None, 4, None], pa.int64()),
+            "video_end": pa.array([None, None, 5.5, None], pa.float32()),
+        }
+    )
+    pq.write_table(table, tmp_path / "manifest.parquet")
+    assert main(["run", str(job(tmp_path, emulator.url, "frames = 3")), "--no-progress"]) == 0
+    out = results(tmp_path)
+    assert out["bad"]["error_code"] == "bad_video_sampling" and "video_fps -1" in out["bad"]["error_message"]
+    labels = {r["request_id"]: r["texts"][1:] for r in chats(emulator)}
+    assert [labels[out[k]["request_id"]] for k in ("job", "count", "range")] == [
+        ["t=1.0s", "t=3.0s", "t=5.0s"],  # [video].frames = 3
+        ["t=1.5s", "t=4.5s"],  # video_frames wins over video_fps
+        ["t=4.0s", "t=4.5s", "t=5.0s"],  # 2 fps from 4 s to 5.5 s
+    ]
+    assert [out[k]["estimated_image_tokens"] for k in ("job", "count", "range")] == [3 * 85, 2 * 85, 3 * 85]

@@ -41,6 +41,10 @@ class Columns:
     max_tokens: str = "max_tokens"
     pages: str = "pages"
     ocr: str = "ocr"
+    video_start: str = "video_start"
+    video_end: str = "video_end"
+    video_fps: str = "video_fps"
+    video_frames: str = "video_frames"
 
 
 @dataclass(frozen=True, slots=True)

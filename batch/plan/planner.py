@@ -26,7 +26,7 @@ from ..core import DETAILS, OCR_MODES, Estimate, ImageError, JobSpec, ModelInfo,
 from ..inputs import data_url_size, document_pages, probe_file
 from ..tokens import chat_prompt_tokens, get_encoding, image_tokens
 from .request import PlannedImage, PlannedRequest, Refusal, RequestPlan, SourceKind, TokenField
-from .video import label_tokens, video_requests
+from .video import label_tokens, row_sampling, video_requests
 
 __all__ = ["REMOTE_IMAGE_SIZE", "OcrAccess", "Planner", "pages_per_request", "row_ocr_mode"]
 
@@ -148,7 +148,8 @@ class Planner:
         path = self.resolve_path(ref)
         probe = probe_file(path)
         if probe.kind == "video":
-            return "video", path, probe.file_bytes, video_requests(path, self.spec.video, self.model, mode)
+            sampling = row_sampling(self.spec.video, item)
+            return "video", path, probe.file_bytes, video_requests(path, sampling, self.model, mode)
         if probe.kind == "image":
             assert probe.size is not None
             return "image", path, probe.file_bytes, [[PlannedImage(None, probe.size)]]

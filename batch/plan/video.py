@@ -8,14 +8,15 @@ decides a video row's requests.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from ..core import ModelInfo, OcrMode, RowError, VideoSpec
+from ..core import ModelInfo, OcrMode, RowError, VideoSpec, WorkItem
 from ..inputs import frame_label, frame_size, probe_video, sample_times
 from ..tokens import count_text
 from .request import PlannedImage
 
-__all__ = ["RETIRED_ENHANCEMENT", "frames_per_request", "label_tokens", "video_requests"]
+__all__ = ["RETIRED_ENHANCEMENT", "frames_per_request", "label_tokens", "row_sampling", "video_requests"]
 
 RETIRED_ENHANCEMENT = (
     "ocr 'azure-enhancements' cannot take a video: Azure's video enhancement (Azure AI Vision Video "
@@ -29,6 +30,27 @@ def frames_per_request(spec: VideoSpec, model: ModelInfo) -> int:
     """Frames one request carries: ``frames_per_request``, capped by the model's image limit."""
     wanted = spec.frames_per_request or model.max_images
     return max(1, min(wanted, model.max_images))
+
+
+def row_sampling(spec: VideoSpec, item: WorkItem) -> VideoSpec:
+    """``[video]`` with the row's own columns over it: a row's ``video_frames`` or ``video_fps``
+    replaces the job's way of sampling (frames first), ``video_start``/``video_end`` its range."""
+    v = spec
+    if item.video_frames is not None:
+        if item.video_frames < 1:
+            raise RowError(f"video_frames {item.video_frames} must be at least 1", code="bad_video_sampling")
+        v = replace(v, frames=item.video_frames, fps=None)
+    elif item.video_fps is not None:
+        if not item.video_fps > 0:
+            raise RowError(f"video_fps {item.video_fps:g} must be above 0", code="bad_video_sampling")
+        v = replace(v, fps=item.video_fps, frames=None)
+    if item.video_start is not None:
+        if not item.video_start >= 0:
+            raise RowError(f"video_start {item.video_start:g} must be 0 or more seconds", code="bad_video_sampling")
+        v = replace(v, start_s=item.video_start)
+    if item.video_end is not None:
+        v = replace(v, end_s=item.video_end)
+    return v
 
 
 def video_requests(path: Path, spec: VideoSpec, model: ModelInfo, mode: OcrMode) -> list[list[PlannedImage]]:
