@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from ..core import DETAILS, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
 from ..inputs import MAX_BYTES
-from ..plan import Planner, Refusal
+from ..plan import Planner, Refusal, label_tokens
 from ..tokens import chat_prompt_tokens, image_tokens
 from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
 from .video import VideoSums
@@ -113,6 +113,7 @@ class Scan:
             tok: plan.text_tokens
             if tok == main_tokenizer
             else chat_prompt_tokens(self.spec.prompt.system, plan.user_text, tok) * requests
+            + sum(label_tokens(list(r.images), tok) for r in plan.requests)  # a video's frame times
             for tok in self.tokenizers
         }
         for tok, n in texts.items():

@@ -5,6 +5,7 @@ from .body import PreparedRequest, RequestBuilder
 from .load import ImageRef, Page, load_requests
 from .planner import REMOTE_IMAGE_SIZE, OcrAccess, Planner, pages_per_request, row_ocr_mode
 from .request import PlannedImage, PlannedRequest, Refusal, RequestPlan, SourceKind, TokenField
+from .video import label_tokens
 
 __all__ = [
     "REMOTE_IMAGE_SIZE",
@@ -20,6 +21,7 @@ __all__ = [
     "RequestPlan",
     "SourceKind",
     "TokenField",
+    "label_tokens",
     "load_requests",
     "pages_per_request",
     "row_ocr_mode",
