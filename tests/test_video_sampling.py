@@ -107,3 +107,6 @@ def test_the_plan_lists_each_requests_frames_and_refuses_the_retired_enhancement
     refused = planner.plan(WorkItem(1, "c", "c.mp4", ocr="azure-enhancements"))
     assert isinstance(refused, Refusal) and refused.code == "video_enhancement_retired"
     assert "30 June 2025" in refused.message and "Frame sampling" in refused.message
+    remote = planner.plan(WorkItem(2, "r", "https://example.com/clips/a.MP4?sig=x"))
+    assert isinstance(remote, Refusal) and remote.code == "video_remote"
+    assert isinstance(planner.plan(WorkItem(3, "r", "https://example.com/mp4/a.png")), RequestPlan)

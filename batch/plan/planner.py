@@ -26,7 +26,7 @@ from ..core import DETAILS, OCR_MODES, Estimate, ImageError, JobSpec, ModelInfo,
 from ..inputs import data_url_size, document_pages, probe_file
 from ..tokens import chat_prompt_tokens, get_encoding, image_tokens
 from .request import PlannedImage, PlannedRequest, Refusal, RequestPlan, SourceKind, TokenField
-from .video import label_tokens, row_sampling, video_requests
+from .video import check_remote, label_tokens, row_sampling, video_requests
 
 __all__ = ["REMOTE_IMAGE_SIZE", "OcrAccess", "Planner", "pages_per_request", "row_ocr_mode"]
 
@@ -138,6 +138,7 @@ class Planner:
         if not ref:
             raise ImageError("the row has no image", code="image_missing")
         if ref.startswith(("http://", "https://")):
+            check_remote(ref)
             if mode == "local":
                 raise RowError(
                     "local OCR needs the image's pixels; http(s) images are not downloaded", code="ocr_unavailable"

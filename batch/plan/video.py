@@ -9,14 +9,22 @@ decides a video row's requests.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from ..core import ModelInfo, OcrMode, RowError, VideoSpec, WorkItem
-from ..inputs import frame_label, frame_size, probe_video, sample_times
+from ..inputs import VIDEO_SUFFIXES, frame_label, frame_size, probe_video, sample_times
 from ..tokens import count_text
 from .request import PlannedImage
 
-__all__ = ["RETIRED_ENHANCEMENT", "frames_per_request", "label_tokens", "row_sampling", "video_requests"]
+__all__ = [
+    "RETIRED_ENHANCEMENT",
+    "check_remote",
+    "frames_per_request",
+    "label_tokens",
+    "row_sampling",
+    "video_requests",
+]
 
 RETIRED_ENHANCEMENT = (
     "ocr 'azure-enhancements' cannot take a video: Azure's video enhancement (Azure AI Vision Video "
@@ -24,6 +32,16 @@ RETIRED_ENHANCEMENT = (
     "input. Frame sampling is the way now: set the row's ocr to 'off' (or another mode) and its "
     "frames are sampled per [video] and sent as images"
 )
+
+
+def check_remote(url: str) -> None:
+    """An http(s) video is refused: the service takes no video, and the run downloads nothing."""
+    if PurePosixPath(urlsplit(url).path).suffix.lower() in VIDEO_SUFFIXES:
+        raise RowError(
+            f"{url} is a video URL: videos are sampled into frames from local files only "
+            "(http(s) files are never downloaded); download it next to the manifest",
+            code="video_remote",
+        )
 
 
 def frames_per_request(spec: VideoSpec, model: ModelInfo) -> int:
