@@ -110,3 +110,13 @@ def test_the_plan_lists_each_requests_frames_and_refuses_the_retired_enhancement
     remote = planner.plan(WorkItem(2, "r", "https://example.com/clips/a.MP4?sig=x"))
     assert isinstance(remote, Refusal) and remote.code == "video_remote"
     assert isinstance(planner.plan(WorkItem(3, "r", "https://example.com/mp4/a.png")), RequestPlan)
+
+
+def test_sampling_faster_than_the_video_repeats_frames_without_seeking_back(tmp_path: Path) -> None:
+    clip = videos.write_clip(tmp_path / "c.mkv", videos.PATTERN[:2], fps=5, codec="ffv1", fmt="matroska")
+    times = sample_times(probe_video(clip), VideoSpec(fps=20), "c")
+    assert len(times) == 40
+    frames = list(decode_frames(clip, times, (48, 32)))
+    digests = [f.data for f in frames]
+    # 20 samples a second of a 5 fps lossless clip: each second's frames all show its colour.
+    assert len(set(digests[:20])) == 1 and len(set(digests[20:])) == 1 and digests[0] != digests[20]

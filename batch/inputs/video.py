@@ -210,31 +210,37 @@ def _sampled(
     size: tuple[int, int],
     shown: str,
 ) -> Iterator[VideoFrame]:
+    """The frame on screen at each time: the last whose timestamp is not after it (one frame is
+    decoded ahead to know). Times ascend, so it never seeks back; it seeks forward only when the
+    next time is more than ``_SEEK_AHEAD_S`` past the frame it has."""
     tb = stream.time_base or Fraction(1, 1000)
     base = float(stream.start_time * tb) if stream.start_time is not None else 0.0
-    rate = stream.average_rate or stream.guessed_rate
-    half = 0.5 / float(rate) if rate else 0.0
     frames: Iterator[av.VideoFrame] | None = None
-    current: av.VideoFrame | None = None  # the last frame decoded
+    current: av.VideoFrame | None = None  # the last frame at or before the time asked
+    ahead: av.VideoFrame | None = None  # the frame after it, already decoded
     for t in times:
-        target = base + t - half  # the frame on screen at t: the first whose time reaches t (rounded)
-        at = current.time if current is not None and current.time is not None else None
-        if frames is None or at is None or target < at or target - at > _SEEK_AHEAD_S:
-            if _seek(container, stream, int((base + t) / tb)):
-                frames, current = container.decode(stream), None
-            elif frames is None:  # cannot seek at all: decode from the start
-                frames = container.decode(stream)
-            elif at is not None and target < at:
-                raise ImageError(f"{shown}: cannot seek back to {t:.1f}s (damaged index?)", code="video_corrupt")
-        while current is None or current.time is None or current.time < target:
-            nxt = next(frames, None)
-            if nxt is None:
+        target = base + t + 1e-3  # timestamps are rounded to the time base
+        at = _time(current)
+        if frames is None or (at is not None and target - at > _SEEK_AHEAD_S):
+            if _seek(container, stream, int((base + t) / tb)) or frames is None:
+                frames, current, ahead = container.decode(stream), None, None
+        while True:
+            if ahead is None and (ahead := next(frames, None)) is None:
                 break
-            current = nxt
-        if current is None or current.time is None or current.time < target - 1.0:
-            last = f"{current.time - base:.1f}s" if current is not None and current.time is not None else "0s"
+            next_time = _time(ahead)
+            if next_time is not None and next_time > target:
+                break
+            current, ahead = ahead, None
+        shown_frame = current if current is not None else ahead  # a seek may land just after t
+        end = _time(shown_frame)
+        if shown_frame is None or end is None or (ahead is None and end < target - 1.0):
+            last = f"{end - base:.1f}s" if end is not None else "0s"
             raise ImageError(f"{shown} ends at {last}, before the frame at {t:.1f}s: truncated?", code="video_corrupt")
-        yield _encode(current, t, size)
+        yield _encode(shown_frame, t, size)
+
+
+def _time(frame: av.VideoFrame | None) -> float | None:
+    return None if frame is None or frame.time is None else float(frame.time)
 
 
 def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoStream, pts: int) -> bool:
