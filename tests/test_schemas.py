@@ -23,7 +23,7 @@ def test_result_schema_file_matches_the_writer() -> None:
 def test_manifest_schema_file_matches_the_reader() -> None:
     doc = json.loads((ROOT / "schemas" / "manifest.schema.json").read_text())
     assert set(doc["columns"]) == set(_ROLES)
-    samples = {"string": pa.string(), "int": pa.int64(), "null": pa.null()}
+    samples = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "null": pa.null()}
     for role, (required, accepts, _desc) in _ROLES.items():
         col = doc["columns"][role]
         assert col["required"] == required, role

@@ -61,6 +61,15 @@ SHIPPED = {
         "local",
         "zero",
     ),
+    "video-sample.toml": (
+        "data/video/manifest.parquet",
+        "out/video-sample.parquet",
+        "auto",
+        120,
+        60000,
+        "off",
+        "zero",
+    ),
 }
 
 

@@ -37,7 +37,7 @@ from .records import (
     Usage,
     WorkItem,
 )
-from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode
+from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode, VideoSpec
 from .spec import apply_endpoint_env, load_spec, with_overrides
 
 __all__ = [
@@ -82,6 +82,7 @@ __all__ = [
     "TransientApiError",
     "UnknownModelError",
     "Usage",
+    "VideoSpec",
     "WorkItem",
     "apply_endpoint_env",
     "cost",

@@ -22,6 +22,11 @@ class WorkItem:
     max_tokens: int | None = None
     pages: str | None = None  # which pages of a PDF/TIFF, e.g. "1-3,7"; all when None
     ocr: str | None = None  # the row's OCR mode, overriding the job's
+    # A video row's sampling, overriding [video]: start/end seconds, frames per second, frame count.
+    video_start: float | None = None
+    video_end: float | None = None
+    video_fps: float | None = None
+    video_frames: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

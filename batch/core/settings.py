@@ -28,6 +28,7 @@ __all__ = [
     "OutputSpec",
     "PromptSpec",
     "RequestPacking",
+    "VideoSpec",
 ]
 
 EndpointKind = Literal["azure", "azure-v1", "openai"]
@@ -42,6 +43,10 @@ class Columns:
     max_tokens: str = "max_tokens"
     pages: str = "pages"
     ocr: str = "ocr"
+    video_start: str = "video_start"
+    video_end: str = "video_end"
+    video_fps: str = "video_fps"
+    video_frames: str = "video_frames"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,21 @@ class OcrSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoSpec:
+    """How a video row's frames are sampled: ``frames`` spread evenly, else ``fps`` (default 1)
+    per second, between ``start_s`` and ``end_s`` (the video's end when None)."""
+
+    fps: float | None = None
+    frames: int | None = None
+    start_s: float = 0.0
+    end_s: float | None = None
+    long_side: int | None = 512
+    detail: str = "low"
+    frames_per_request: int | None = None
+    max_frames: int = 1800
+
+
+@dataclass(frozen=True, slots=True)
 class OutputSpec:
     path: Path
     flush_rows: int = 500
@@ -144,6 +164,7 @@ class JobSpec:
     emulator: EmulatorSpec
     documents: DocumentsSpec = DocumentsSpec()
     ocr: OcrSpec = OcrSpec()
+    video: VideoSpec = VideoSpec()
 
     @property
     def uses_embedded_emulator(self) -> bool:

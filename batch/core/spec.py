@@ -33,6 +33,7 @@ from .settings import (
     OcrSpec,
     OutputSpec,
     PromptSpec,
+    VideoSpec,
 )
 from .spec_schema import describe_violation, schema_at, validate_document
 
@@ -57,6 +58,7 @@ def build_spec(doc: Mapping[str, Any], source: Path) -> JobSpec:
         _emulator_spec(doc.get("emulator", {})),
         _documents_spec(doc.get("documents", {})),
         _ocr_spec(doc.get("ocr", {})),
+        _video_spec(doc.get("video", {})),
     )
 
 
@@ -140,6 +142,20 @@ def _ocr_spec(oc: Mapping[str, Any]) -> OcrSpec:
         read_tps=float(oc.get("read_tps", 10.0)),
         enhancements_api_version=oc.get("enhancements_api_version", "2023-12-01-preview"),
         grounding=oc.get("grounding", True),
+    )
+
+
+def _video_spec(vi: Mapping[str, Any]) -> VideoSpec:
+    end = vi.get("end")
+    return VideoSpec(
+        fps=float(vi["fps"]) if "fps" in vi else None,
+        frames=vi.get("frames"),
+        start_s=float(vi.get("start", 0.0)),
+        end_s=float(end) if end is not None else None,
+        long_side=vi.get("long_side", 512),
+        detail=vi.get("detail", "low"),
+        frames_per_request=vi.get("frames_per_request"),
+        max_frames=vi.get("max_frames", 1800),
     )
 
 

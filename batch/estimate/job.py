@@ -122,11 +122,8 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
         for mode in DETAIL_MODES
     )
     total = what_if[0].totals  # the job's model at the rows' own details
-    addons = (
-        {name: addon.cost(total.images) for name, addon in sorted(table.addons.items())}
-        if main.info.supports_enhancements
-        else {}
-    )
+    enhancements = main.info.supports_enhancements
+    addons = {name: a.cost(total.images) for name, a in sorted(table.addons.items())} if enhancements else {}
     sources = ImageSources(**acc.sources)
     return EstimateReport(
         job=str(spec.source),
@@ -149,6 +146,7 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
         what_if=what_if,
         addons_if_enabled=addons,
         notes=tuple(_notes(spec, main, expected, sources, acc.remote_size, by_detail, tpm, bool(addons))),
+        video=acc.video.totals(),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .model import EstimateReport, Totals
+from .video import video_lines
 
 __all__ = ["render_estimate"]
 
@@ -37,6 +38,7 @@ def render_estimate(report: EstimateReport) -> str:
     if len(r.by_detail) != 1:
         body.append(_detail_row("total", t))
     lines += _table(headers, body)
+    lines += video_lines(r.video)
     lines += ["", _time_line(r)]
 
     lines += ["", "What if (same rows, same pass; 'job' = each row's own detail; minutes at this job's limits):"]

@@ -13,9 +13,10 @@ from functools import lru_cache
 
 from ..core import DETAILS, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
 from ..inputs import MAX_BYTES
-from ..plan import Planner, Refusal, format_tokens
+from ..plan import Planner, Refusal, format_tokens, label_tokens
 from ..tokens import chat_prompt_tokens, image_tokens
 from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
+from .video import VideoSums
 
 __all__ = ["Scan", "Sums", "Target", "compare_targets"]
 
@@ -84,6 +85,7 @@ class Scan:
     sources: dict[str, int] = field(default_factory=lambda: {"local": 0, "inline": 0, "remote": 0, "oversize": 0})
     skipped: dict[str, int] = field(default_factory=dict)
     examples: list[SkippedRow] = field(default_factory=list)
+    video: VideoSums = field(default_factory=VideoSums)
 
     def __post_init__(self) -> None:
         # The run's own request plan: same rules, same base folder, same outside-path rule.
@@ -115,6 +117,7 @@ class Scan:
                 + format_tokens(self.spec.output.format, tok)
             )
             * requests
+            + sum(label_tokens(list(r.images), tok) for r in plan.requests)  # a video's frame times
             for tok in self.tokenizers
         }
         for tok, n in texts.items():
@@ -131,6 +134,8 @@ class Scan:
         sums.image_tokens += plan.image_tokens
         sums.text_tokens += texts[main_tokenizer]
         sums.max_completion += plan.max_tokens * requests
+        if plan.source == "video":
+            self.video.add(plan)
 
     def _skip(self, item: WorkItem, code: str, message: str) -> None:
         self.skipped[code] = self.skipped.get(code, 0) + 1

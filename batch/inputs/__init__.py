@@ -14,9 +14,27 @@ from .documents import (
 from .images import MAX_BYTES, data_url_bytes, load_image, probe_image, to_data_url
 from .manifest import Manifest, ManifestInfo
 from .probe import FileKind, FileProbe, data_url_size, probe_file, webp_header_size
+from .video import (
+    VIDEO_SUFFIXES,
+    VideoFrame,
+    VideoInfo,
+    decode_frames,
+    frame_label,
+    frame_size,
+    probe_video,
+    sample_times,
+)
 
 __all__ = [
     "MAX_BYTES",
+    "VIDEO_SUFFIXES",
+    "VideoFrame",
+    "VideoInfo",
+    "decode_frames",
+    "frame_label",
+    "frame_size",
+    "probe_video",
+    "sample_times",
     "DocumentKind",
     "FileKind",
     "FileProbe",

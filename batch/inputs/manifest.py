@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,10 @@ def _is_int(t: pa.DataType) -> bool:
     return bool(pa.types.is_integer(t))
 
 
+def _is_number(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t))
+
+
 # role -> (required, type check, allowed type description)
 _ROLES: dict[str, tuple[bool, Callable[[pa.DataType], bool], str]] = {
     "id": (True, lambda t: _is_text(t) or _is_int(t), "string or integer"),
@@ -41,6 +46,10 @@ _ROLES: dict[str, tuple[bool, Callable[[pa.DataType], bool], str]] = {
         "string like '1-3,7', or a page number",
     ),
     "ocr": (False, lambda t: _is_text(t) or pa.types.is_null(t), "string (off, local, azure-read, azure-enhancements)"),
+    "video_start": (False, lambda t: _is_number(t) or pa.types.is_null(t), "number of seconds"),
+    "video_end": (False, lambda t: _is_number(t) or pa.types.is_null(t), "number of seconds"),
+    "video_fps": (False, lambda t: _is_number(t) or pa.types.is_null(t), "number (frames per second)"),
+    "video_frames": (False, lambda t: _is_int(t) or pa.types.is_null(t), "integer (a frame count)"),
 }
 
 
@@ -157,12 +166,23 @@ class Manifest:
                         max_tokens=int(mt) if mt is not None else None,
                         pages=_text_or_none(data["pages"][j]) if "pages" in data else None,
                         ocr=data["ocr"][j] if "ocr" in data else None,
+                        **_video(data, j),
                     )
             index += n
 
     def batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
         """All columns, in order, for assembling the result file."""
         yield from self._pf.iter_batches(batch_size=batch_size)
+
+
+def _video(data: dict[str, list[Any]], j: int) -> dict[str, Any]:
+    """A video row's sampling columns that are present and set (float seconds, int frames)."""
+    out: dict[str, Any] = {}
+    for role in ("video_start", "video_end", "video_fps", "video_frames"):
+        value = data[role][j] if role in data else None
+        if value is not None:
+            out[role] = int(value) if role == "video_frames" else float(value)
+    return out
 
 
 def _text_or_none(value: object) -> str | None:

@@ -23,11 +23,12 @@ from ..core import ImageError
 from .documents import is_document, tiff_errors
 from .files import decoding, open_file
 from .images import MAX_PIXELS
+from .video import claims_video
 
 __all__ = ["FileKind", "FileProbe", "data_url_size", "probe_file", "webp_header_size"]
 
-# What a row's file is: an image (a one-page TIFF included), or a document of pages.
-FileKind = Literal["image", "pdf", "tiff"]
+# What a row's file is: an image (a one-page TIFF included), a document of pages, or a video.
+FileKind = Literal["image", "pdf", "tiff", "video"]
 
 _DATA_URL = re.compile(r"^data:([\w/+.-]+);base64,", re.ASCII)
 # The first bytes of a file hold its document magic and, for most images, the size.
@@ -62,6 +63,8 @@ def probe_file(path: Path) -> FileProbe:
             file_bytes = os.fstat(f.fileno()).st_size
         except OSError as exc:
             raise ImageError(f"cannot read image file {shown}: {exc.strerror or exc}", code="image_unreadable") from exc
+        if claims_video(path, head):  # by name or header; probe_video says if it really is one
+            return FileProbe("video", None, file_bytes)
         kind = is_document(head[:1024])
         if kind == "pdf":
             return FileProbe("pdf", None, file_bytes)

@@ -6,6 +6,7 @@ from .load import ImageRef, Page, load_requests
 from .planner import REMOTE_IMAGE_SIZE, OcrAccess, Planner, pages_per_request, row_ocr_mode
 from .request import PlannedImage, PlannedRequest, Refusal, RequestPlan, SourceKind, TokenField
 from .schema_check import format_tokens, response_format
+from .video import label_tokens
 
 __all__ = [
     "REMOTE_IMAGE_SIZE",
@@ -22,6 +23,7 @@ __all__ = [
     "SourceKind",
     "TokenField",
     "format_tokens",
+    "label_tokens",
     "load_requests",
     "pages_per_request",
     "response_format",

@@ -1,7 +1,8 @@
 """Compose one planned request's chat-completions body and its token estimate.
 
 The body follows the documented shape exactly: an optional system message, then one user message
-whose content is ``[{"type": "text"}, {"type": "image_url", "image_url": {"url", "detail"}}]``.
+whose content is ``[{"type": "text"}, {"type": "image_url", "image_url": {"url", "detail"}}]``; an
+image with a label (a video frame's ``t=12.0s``) has its own text part just before it.
 Local files go as ``data:<mime>;base64,...``; http(s) and data URLs pass through untouched.
 An inline image (megabytes of base64) is never run through the JSON encoder: the body is encoded
 with a placeholder and the ASCII data URL spliced in: joined, never scanned for escapes or re-encoded.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import Estimate, JobSpec, ModelInfo, RowError, WorkItem
-from ..tokens import chat_prompt_tokens, image_tokens
+from ..tokens import chat_prompt_tokens, count_text, image_tokens
 from .load import ImageRef, load_requests
 from .planner import Planner
 from .request import Refusal, RequestPlan
@@ -84,13 +85,11 @@ class RequestBuilder:
         user_text = f"{plan.user_text}\n\n{extra_text}" if extra_text else plan.user_text
         content: list[dict[str, Any]] = [{"type": "text", "text": user_text}]
         inline = [im.url for im in images if isinstance(im.url, bytes)]
-        content += [
-            {
-                "type": "image_url",
-                "image_url": {"url": _SLOT if isinstance(im.url, bytes) else im.url, "detail": plan.detail},
-            }
-            for im in images
-        ]
+        for im in images:
+            if im.label is not None:  # a video frame's time, as its own text part just before it
+                content.append({"type": "text", "text": im.label})
+            url = _SLOT if isinstance(im.url, bytes) else im.url
+            content.append({"type": "image_url", "image_url": {"url": url, "detail": plan.detail}})
         messages: list[dict[str, Any]] = []
         if spec.prompt.system:
             messages.append({"role": "system", "content": spec.prompt.system})
@@ -108,6 +107,7 @@ class RequestBuilder:
 
         # Exact text tokens with the model's tokenizer and OpenAI's chat framing (text parts only).
         text = chat_prompt_tokens(spec.prompt.system, user_text, self._model.tokenizer) + self._format_tokens
+        text += sum(count_text(im.label, self._model.tokenizer) for im in images if im.label is not None)
         pictures = sum(image_tokens(self._model, im.size[0], im.size[1], plan.detail) for im in images)
         est = Estimate(text, pictures, plan.max_tokens)
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

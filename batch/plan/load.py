@@ -3,7 +3,8 @@
 :func:`load_requests` yields one list of :class:`Page` per planned request, lazily: memory holds
 one request's pages, however long the document. Local images are read and checked by
 :func:`batch.inputs.load_image` (re-encoded when the service would not take them); document pages
-are rendered by :func:`batch.inputs.render_pages`; a ``data:`` URL is decoded (its base64 checked
+are rendered by :func:`batch.inputs.render_pages`; video frames are decoded one at a time by
+:func:`batch.inputs.decode_frames`, each carrying its time label; a ``data:`` URL is decoded (its base64 checked
 whole, and its bytes kept for OCR); an http(s) image is passed by URL, never downloaded.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ..core import ImageError, JobSpec
-from ..inputs import data_url_bytes, load_image, render_pages
+from ..inputs import data_url_bytes, decode_frames, frame_label, load_image, render_pages
 from .request import RequestPlan
 
 __all__ = ["ImageRef", "Page", "load_requests"]
@@ -32,6 +33,7 @@ class ImageRef:
 
     url: str | bytes
     size: tuple[int, int]
+    label: str | None = None  # a text part sent just before the image (a video frame's time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,30 @@ def load_requests(plan: RequestPlan, spec: JobSpec) -> Generator[list[Page], Non
         assert plan.path is not None
         img = load_image(plan.path, verify=spec.input.verify_images)
         yield [Page(None, ImageRef(data_url_bytes(img), (img.width, img.height)), img.data, None, img.reencoded)]
+    elif plan.source == "video":
+        yield from _video(plan)
     else:
         yield from _document(plan, spec)
+
+
+def _video(plan: RequestPlan) -> Generator[list[Page], None, None]:
+    """A video's frames, decoded one at a time at the plan's times and size (the plan's size,
+    not the decoder's, so the image tokens billed are the ones planned)."""
+    assert plan.path is not None
+    planned = [im for r in plan.requests for im in r.images]
+    times = [im.time_s if im.time_s is not None else 0.0 for im in planned]
+    frames = decode_frames(plan.path, times, planned[0].size)
+    try:
+        for request in plan.requests:
+            group: list[Page] = []
+            for im in request.images:
+                frame = next(frames)
+                url = b"data:image/jpeg;base64," + binascii.b2a_base64(frame.data, newline=False)
+                label = frame_label(frame.time_s)
+                group.append(Page(im.page, ImageRef(url, (frame.width, frame.height), label), frame.data, None))
+            yield group
+    finally:
+        frames.close()  # closes the container now, also when the row is left early
 
 
 def _document(plan: RequestPlan, spec: JobSpec) -> Generator[list[Page], None, None]:

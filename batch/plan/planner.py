@@ -9,6 +9,9 @@ The rules written here and nowhere else:
   legacy azure-enhancements (a single image per request), else ``pages_per_request`` capped by
   the model's image limit.
 - **Remote images** are not downloaded: estimated as :data:`REMOTE_IMAGE_SIZE`.
+- **Videos** (:mod:`.video`): frames sampled per ``[video]``, their sizes from the container's
+  metadata, ``frames_per_request`` (capped by the model's image limit) to a request, each frame
+  after a time label; the legacy azure-enhancements is refused (the video enhancement is retired).
 - Image sizes come from headers (no pixel decoded); text tokens from the model's tokenizer.
 - **Structured answers** (``[output].schema`` / ``json``): the job is checked once, up front
   (:func:`~.schema_check.check_format`); a document goes in one request (one answer to parse);
@@ -27,6 +30,7 @@ from ..inputs import data_url_size, document_pages, probe_file
 from ..tokens import chat_prompt_tokens, get_encoding, image_tokens
 from .request import PlannedImage, PlannedRequest, Refusal, RequestPlan, SourceKind, TokenField
 from .schema_check import check_format, format_tokens, has_json_word
+from .video import check_remote, label_tokens, row_sampling, video_requests
 
 __all__ = ["REMOTE_IMAGE_SIZE", "OcrAccess", "Planner", "pages_per_request", "row_ocr_mode"]
 
@@ -104,7 +108,10 @@ class Planner:
     def _plan(self, item: WorkItem) -> RequestPlan:
         spec = self.spec
         mode = row_ocr_mode(item, spec)
-        detail = self._detail_override or (item.detail if item.detail is not None else spec.prompt.detail)
+        ref = (item.image or "").strip()
+        source, path, file_bytes, groups = self._images(ref, item, mode)
+        default_detail = spec.video.detail if source == "video" else spec.prompt.detail
+        detail = self._detail_override or (item.detail if item.detail is not None else default_detail)
         if detail not in DETAILS:
             raise RowError(f"detail {detail!r} is not one of {', '.join(DETAILS)}", code="bad_detail")
         max_out = item.max_tokens if item.max_tokens is not None else spec.prompt.max_tokens
@@ -117,10 +124,9 @@ class Planner:
 
         def request(images: list[PlannedImage]) -> PlannedRequest:
             pictures = sum(_image_tokens(self.model, im.size[0], im.size[1], detail) for im in images)
-            return PlannedRequest(tuple(images), Estimate(text, pictures, max_out))
+            labels = label_tokens(images, self.model.tokenizer)
+            return PlannedRequest(tuple(images), Estimate(text + labels, pictures, max_out))
 
-        ref = (item.image or "").strip()
-        source, path, file_bytes, groups = self._images(ref, item, mode)
         if len(groups) > 1 and spec.output.format is not None:
             raise RowError(
                 f"{sum(len(g) for g in groups)} pages do not fit one request ({self.model.max_images} images "
@@ -149,6 +155,7 @@ class Planner:
         if not ref:
             raise ImageError("the row has no image", code="image_missing")
         if ref.startswith(("http://", "https://")):
+            check_remote(ref)
             if mode == "local":
                 raise RowError(
                     "local OCR needs the image's pixels; http(s) images are not downloaded", code="ocr_unavailable"
@@ -158,6 +165,9 @@ class Planner:
             return "inline", None, None, [[PlannedImage(None, data_url_size(ref))]]
         path = self.resolve_path(ref)
         probe = probe_file(path)
+        if probe.kind == "video":
+            sampling = row_sampling(self.spec.video, item)
+            return "video", path, probe.file_bytes, video_requests(path, sampling, self.model, mode)
         if probe.kind == "image":
             assert probe.size is not None
             return "image", path, probe.file_bytes, [[PlannedImage(None, probe.size)]]

@@ -21,18 +21,20 @@ from ..core import Estimate, OcrMode, RowError
 __all__ = ["PlannedImage", "PlannedRequest", "Refusal", "RequestPlan", "SourceKind", "TokenField"]
 
 # remote: an http(s) URL (never downloaded); inline: a data: URL; image: a local image file
-# (a one-page TIFF included); pdf / tiff: a local document of pages.
-SourceKind = Literal["remote", "inline", "image", "pdf", "tiff"]
+# (a one-page TIFF included); pdf / tiff: a local document of pages; video: sampled frames.
+SourceKind = Literal["remote", "inline", "image", "pdf", "tiff", "video"]
 TokenField = Literal["max_tokens", "max_completion_tokens"]
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedImage:
-    """One image of a request: its 1-based document page (None for an image row) and its size in
-    pixels as the plan knows it (header probe; assumed for a remote image)."""
+    """One image of a request: its 1-based document page or video frame (None for an image row),
+    its size in pixels as the plan knows it (header probe, video metadata; assumed for a remote
+    image) and, for a video frame, its time in seconds (sent as a text part before it)."""
 
     page: int | None
     size: tuple[int, int]
+    time_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,13 @@ class RequestPlan:
 
     @property
     def is_document(self) -> bool:
-        return self.source in ("pdf", "tiff")
+        """Sent as several requests merged into one result row (pages, or a video's frames)."""
+        return self.source in ("pdf", "tiff", "video")
+
+    @property
+    def unit(self) -> str:
+        """What a part's numbers count: a video's sampled frames, else a document's pages."""
+        return "frames" if self.source == "video" else "page"
 
     @property
     def images(self) -> int:

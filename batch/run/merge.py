@@ -26,8 +26,12 @@ class PartResult:
     ocr: tuple[tuple[int | None, str], ...] = ()
 
 
-def merge_parts(index: int, parts: list[PartResult], detail: str, *, started: float, document: bool) -> Outcome:
-    """One row's outcome from its requests' outcomes (see ``schemas/result.schema.json``)."""
+def merge_parts(
+    index: int, parts: list[PartResult], detail: str, *, started: float, document: bool, unit: str = "page"
+) -> Outcome:
+    """One row's outcome from its requests' outcomes (see ``schemas/result.schema.json``).
+    ``unit`` names what a part's numbers count in the joined answer and errors: a document's
+    ``page``, a video's ``frames``."""
     outs = [p.outcome for p in parts]
     failed = next((p for p in parts if p.outcome.status in ("error", "refused")), None)
     status: Status = (
@@ -37,13 +41,13 @@ def merge_parts(index: int, parts: list[PartResult], detail: str, *, started: fl
         only = parts[0]
         text, ocr_text, pages = _text(only.outcome), _ocr_text(only.ocr), None
     else:
-        text = _join(parts, lambda p: _text(p.outcome))
+        text = _join(parts, lambda p: _text(p.outcome), unit)
         ocr_text = _ocr_text(tuple(page for p in parts for page in p.ocr))
         processed = tuple(n for p in parts if p.outcome.status != "error" for n in p.pages)
         pages = Pages(processed, tuple(_part_answer(p) for p in parts))
     error = None
     if failed is not None and failed.outcome.error is not None:
-        where = f"page {_label(failed.pages)}: " if failed.pages else ""
+        where = f"{unit} {_label(failed.pages)}: " if failed.pages else ""
         e = failed.outcome.error
         error = Failure(e.code, f"{where}{e.message}" if e.message else None)
     sents = [o.sent for o in outs if o.sent is not None]
@@ -126,11 +130,11 @@ def _is_document_row(parts: list[PartResult]) -> bool:
     return any(p.pages for p in parts)
 
 
-def _join(parts: list[PartResult], get: Callable[[PartResult], str | None]) -> str | None:
+def _join(parts: list[PartResult], get: Callable[[PartResult], str | None], unit: str) -> str | None:
     chunks = [(p.pages, text) for p in parts if (text := get(p)) is not None]
     if not chunks:
         return None
-    return "\n\n".join(f"--- page {_label(pages)} ---\n{text}" if pages else text for pages, text in chunks)
+    return "\n\n".join(f"--- {unit} {_label(pages)} ---\n{text}" if pages else text for pages, text in chunks)
 
 
 def _ocr_text(texts: tuple[tuple[int | None, str], ...], *, headers: bool = True) -> str | None:

@@ -129,7 +129,8 @@ class Runner:
         finally:
             if row is not None:
                 row.close()
-        return merge_parts(item.index, parts, row.plan.detail, started=started, document=row.plan.is_document)
+        plan = row.plan
+        return merge_parts(item.index, parts, plan.detail, started=started, document=plan.is_document, unit=plan.unit)
 
     def _halt(self, reason: str) -> None:
         if self._stop_reason is None:

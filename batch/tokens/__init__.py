@@ -2,6 +2,6 @@
 tokens by the model's tokenizer."""
 
 from .image import image_tokens
-from .text import chat_prompt_tokens, get_encoding
+from .text import chat_prompt_tokens, count_text, get_encoding
 
-__all__ = ["chat_prompt_tokens", "get_encoding", "image_tokens"]
+__all__ = ["chat_prompt_tokens", "count_text", "get_encoding", "image_tokens"]
