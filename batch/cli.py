@@ -13,7 +13,7 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .core import BatchError, JobSpec, RunStopped, apply_endpoint_env, load_spec, with_overrides
@@ -98,6 +98,13 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="send again the rows that ended in these error codes (comma-separated; none given: every error)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--progress-every",
+        type=_positive_int,
+        default=10,
+        metavar="S",
+        help="when stderr is not a terminal (a log, a pipe): one plain progress line every S seconds (10)",
+    )
 
 
 def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -191,15 +198,26 @@ def _run(args: argparse.Namespace) -> int:
         retry_errors=args.retry_errors,
     )
     spec = apply_endpoint_env(spec, os.environ)
-    show = not args.no_progress
+    show = _Show(not args.no_progress, args.progress_every)
     if spec.uses_embedded_emulator:
         return _run_on_embedded_emulator(spec, show)
-    summary = asyncio.run(run_job(spec, show_progress=show))
-    print(summary.render())
+    summary = asyncio.run(run_job(spec, show_progress=show.bar, progress_every=show.every))
+    _print_summary(summary.render())
     return EXIT_OK
 
 
-def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
+@dataclass(frozen=True, slots=True)
+class _Show:
+    bar: bool
+    every: float
+
+
+def _print_summary(text: str) -> None:
+    """The run's summary: one stream (stderr, beside the bar), one format, finished or stopped."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _run_on_embedded_emulator(spec: JobSpec, show: _Show) -> int:
     from .emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
 
     key = secrets.token_urlsafe(24)  # lives only in this process
@@ -211,10 +229,9 @@ def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
         latency=latency,
     )
     with EmbeddedEmulator(config) as emu:
-        print(
+        announce = (
             f"no endpoint configured: using the embedded emulator at {emu.url} "
-            f"(deployment {spec.endpoint.deployment!r}, model {spec.endpoint.model}, {tpm} TPM)",
-            file=sys.stderr,
+            f"(deployment {spec.endpoint.deployment!r}, model {spec.endpoint.model}, {tpm} TPM)"
         )
         url = emu.url + ("/v1" if spec.endpoint.kind == "openai" else "")
         spec = replace(spec, endpoint=replace(spec.endpoint, url=url))
@@ -223,9 +240,26 @@ def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
         if spec.ocr.vision_endpoint is None:  # the emulator also serves the Vision routes
             spec = replace(spec, ocr=replace(spec.ocr, vision_endpoint=emu.url))
             environ[spec.ocr.vision_key_env] = key
-        summary = asyncio.run(run_job(spec, credential=credential, environ=environ, show_progress=show))
-    print(summary.render())
+        summary = asyncio.run(
+            run_job(
+                spec,
+                credential=credential,
+                environ=environ,
+                show_progress=show.bar,
+                progress_every=show.every,
+                on_send=lambda: print(announce, file=sys.stderr, flush=True),
+            )
+        )
+    _print_summary(summary.render())
     return EXIT_OK
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            chosen: argparse.ArgumentParser = action.choices[command]
+            return chosen
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -236,14 +270,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return emulator_main(args_list[1:])
     parser = build_parser()
     try:
-        args = parser.parse_args(args_list)
+        args, extra = parser.parse_known_args(args_list)
+        if extra:  # name the command's own usage, not the top-level one
+            _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
     try:
         # "emulator" is dispatched above; argparse hands back "run", "estimate" or "report"
         return _COMMANDS.get(args.command, _run)(args)
-    except RunStopped as exc:
-        print(f"batch: {exc}", file=sys.stderr)
+    except RunStopped as exc:  # its message is the run's summary, printed like a finished run's
+        _print_summary(str(exc))
         return EXIT_STOPPED
     except BatchError as exc:
         print(f"batch: error: {exc}", file=sys.stderr)
