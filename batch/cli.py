@@ -148,6 +148,13 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rep.add_argument("--top", type=_non_negative_int, default=10, metavar="N", help="rows in the top tables (10)")
     rep.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment limit to draw on the timeline")
     rep.add_argument("--id-column", metavar="NAME", help="column naming each row (default: id)")
+    rep.add_argument(
+        "--errors",
+        nargs="*",
+        metavar="CODE",
+        help="instead of the report, list the rows that are not ok (failed, filtered, refused before "
+        "sending): row, id, status, error code, attempts, message; only these codes if given",
+    )
 
 
 def _estimate(args: argparse.Namespace) -> int:
@@ -168,8 +175,11 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report, render_report, write_html
+    from .report import build_report, failed_rows, render_report, write_failed_rows, write_html
 
+    if args.errors is not None:
+        write_failed_rows(failed_rows(Path(args.results), args.errors, args.id_column), sys.stdout, as_json=args.json)
+        return EXIT_OK
     report = build_report(Path(args.results), prices=args.prices, top=args.top, tpm=args.tpm, id_column=args.id_column)
     if args.html is not None:
         write_html(report, args.html)
