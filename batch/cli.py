@@ -59,6 +59,12 @@ def _names(text: str) -> list[str]:
     return names
 
 
+_CATALOGUE_HELP = (
+    "extra model catalogue (TOML, the format of batch/data/models.toml) for models the tool has no "
+    "image-token rules for; or [endpoint].catalogue in the job"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batch",
@@ -85,6 +91,7 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--endpoint", metavar="URL", help="endpoint URL (else the job's, else env, else emulator)")
     run.add_argument("--deployment", metavar="NAME")
     run.add_argument("--api-version", metavar="V")
+    run.add_argument("--catalogue", type=Path, metavar="FILE", help=_CATALOGUE_HELP)
     run.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
     run.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
     run.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
@@ -119,6 +126,7 @@ def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     est.add_argument("--json", action="store_true", help="print the estimate as JSON")
     est.add_argument("--detail", choices=("low", "high", "auto"), help="estimate every row at this detail")
     est.add_argument("--model", metavar="NAME", help="estimate on this model instead of the job's")
+    est.add_argument("--catalogue", type=Path, metavar="FILE", help=_CATALOGUE_HELP)
     est.add_argument("--compare", type=_names, metavar="M1,M2", help="models for the what-if table")
     est.add_argument("--prices", type=Path, metavar="FILE", help="price table adding to / replacing the built-in one")
     est.add_argument(
@@ -161,7 +169,14 @@ def _estimate(args: argparse.Namespace) -> int:
     from .estimate import estimate_job, render_estimate
 
     spec = load_spec(args.job)
-    spec = with_overrides(spec, manifest=args.manifest, tpm=args.tpm, rpm=args.rpm, max_tokens=args.max_tokens)
+    spec = with_overrides(
+        spec,
+        manifest=args.manifest,
+        tpm=args.tpm,
+        rpm=args.rpm,
+        max_tokens=args.max_tokens,
+        catalogue=args.catalogue,
+    )
     report = estimate_job(
         spec,
         detail_override=args.detail,
@@ -201,6 +216,7 @@ def _run(args: argparse.Namespace) -> int:
         endpoint=args.endpoint,
         deployment=args.deployment,
         api_version=args.api_version,
+        catalogue=args.catalogue,
         tpm=args.tpm,
         rpm=args.rpm,
         max_tokens=args.max_tokens,

@@ -77,8 +77,8 @@ def estimate_job(
         raise SpecError(f"assumed remote image size must be positive, got {remote_size[0]}x{remote_size[1]}")
     table = load_prices(prices)
     model_name = model_override or spec.endpoint.model
-    main = Target.resolve(model_name, table)
-    targets = [main, *compare_targets(main, compare, table)]
+    main = Target.resolve(model_name, table, spec.endpoint.catalogue)
+    targets = [main, *compare_targets(main, compare, table, spec.endpoint.catalogue)]
     manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
 
     acc = Scan(spec, main, targets, detail_override, remote_size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 from ..core import DETAILS, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
 from ..inputs import MAX_BYTES
@@ -30,16 +31,18 @@ class Target:
     price: Price
 
     @classmethod
-    def resolve(cls, name: str, table: PriceTable) -> Target:
-        return cls(name.strip().lower(), lookup_model(name), table.price_for(name))
+    def resolve(cls, name: str, table: PriceTable, catalogue: Path | None = None) -> Target:
+        return cls(name.strip().lower(), lookup_model(name, catalogue), table.price_for(name))
 
 
-def compare_targets(main: Target, names: Sequence[str] | None, table: PriceTable) -> list[Target]:
+def compare_targets(
+    main: Target, names: Sequence[str] | None, table: PriceTable, catalogue: Path | None = None
+) -> list[Target]:
     explicit = names is not None
     out: list[Target] = []
     seen = {(main.info.name, main.price.name)}
     for name in names if names is not None else DEFAULT_COMPARE:
-        target = Target.resolve(name, table)
+        target = Target.resolve(name, table, catalogue)
         key = (target.info.name, target.price.name)
         if key not in seen:
             seen.add(key)

@@ -71,7 +71,7 @@ class Runner:
         self.spec = spec
         self.on_send = on_send  # called once, when the checks passed and some row will be sent
         env = os.environ if environ is None else environ
-        self.model = lookup_model(spec.endpoint.model)
+        self.model = lookup_model(spec.endpoint.model, spec.endpoint.catalogue)
         self.target = Target.from_spec(spec.endpoint)
         self.credential = credential if credential is not None else credential_for(spec.endpoint, env)
         self.manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
