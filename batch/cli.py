@@ -136,6 +136,12 @@ def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="SHARE",
         help="assumed share of max_tokens a reply uses (default 0.6)",
     )
+    est.add_argument(
+        "--headers-only",
+        action="store_true",
+        help="read only image headers (faster); by default local PNG/JPEG/WebP files get the run's quick "
+        "structural check, so a truncated file is skipped here as the run would refuse it",
+    )
     est.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
     est.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
     est.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
@@ -184,6 +190,7 @@ def _estimate(args: argparse.Namespace) -> int:
         compare=args.compare,
         prices=args.prices,
         expected_output=args.expected_output,
+        headers_only=args.headers_only,
     )
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_estimate(report))
     return EXIT_OK

@@ -60,12 +60,14 @@ def estimate_job(
     prices: Path | None = None,
     expected_output: float = DEFAULT_EXPECTED_OUTPUT,
     remote_size: tuple[int, int] = DEFAULT_REMOTE_SIZE,
+    headers_only: bool = False,
 ) -> EstimateReport:
     """Estimate ``spec``'s tokens, cost and time in one streaming pass over its manifest.
 
     ``detail_override`` replaces every row's detail, ``model_override`` the job's model;
     ``compare`` names the what-if models (default: three of :data:`.model.DEFAULT_COMPARE`),
-    ``prices`` a user price file, ``expected_output`` the assumed share of ``max_tokens`` a reply uses.
+    ``prices`` a user price file, ``expected_output`` the assumed share of ``max_tokens`` a reply uses,
+    ``headers_only`` skips the run's structural check of local images (faster; truncated files pass).
     Raises :class:`SpecError`, :class:`ManifestError` or :class:`UnknownModelError` (no price, or
     no image rules, for a model) before reading any row.
     """
@@ -81,7 +83,7 @@ def estimate_job(
     targets = [main, *compare_targets(main, compare, table, spec.endpoint.catalogue)]
     manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
 
-    acc = Scan(spec, main, targets, detail_override, remote_size)
+    acc = Scan(spec, main, targets, detail_override, remote_size, verify=not headers_only)
     for item in manifest.items():
         acc.add(item)
     return _report(acc, spec, main, table, expected_output)

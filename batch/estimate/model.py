@@ -76,6 +76,7 @@ class ImageSources:
     inline: int = 0  # data: URLs: size read from the decoded header bytes
     remote: int = 0  # http(s) URLs: not downloaded, estimated at the assumed size
     oversize: int = 0  # local files over the service's byte limit: the run downscales them
+    checked: int = 0  # local files sent as they are whose structure was walked, as the run does
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ class EstimateReport:
                 "inline": self.images.inline,
                 "remote": self.images.remote,
                 "oversize": self.images.oversize,
+                "structure_checked": self.images.checked,
             },
             "skipped": dict(self.skipped),
             "skipped_examples": [{"id": s.id, "code": s.code, "message": s.message} for s in self.skipped_examples],

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from ..core import DETAILS, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
-from ..inputs import MAX_BYTES
+from ..core import DETAILS, ImageError, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
+from ..inputs import MAX_BYTES, load_image
 from ..plan import Planner, Refusal
 from ..tokens import chat_prompt_tokens, image_tokens
 from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
@@ -77,6 +77,7 @@ class Scan:
     targets: list[Target]
     detail_override: str | None
     remote_size: tuple[int, int]
+    verify: bool = True  # walk local images' structure like the run (False: headers only)
     planner: Planner = field(init=False)
     tokenizers: tuple[str, ...] = field(init=False)
     rows_read: int = 0
@@ -84,7 +85,9 @@ class Scan:
     # (target index, detail mode) -> image tokens; text tokens depend only on the tokenizer
     grid_images: dict[tuple[int, str], int] = field(default_factory=dict)
     text_by_tokenizer: dict[str, int] = field(default_factory=dict)
-    sources: dict[str, int] = field(default_factory=lambda: {"local": 0, "inline": 0, "remote": 0, "oversize": 0})
+    sources: dict[str, int] = field(
+        default_factory=lambda: {"local": 0, "inline": 0, "remote": 0, "oversize": 0, "checked": 0}
+    )
     skipped: dict[str, int] = field(default_factory=dict)
     examples: list[SkippedRow] = field(default_factory=list)
 
@@ -102,6 +105,8 @@ class Scan:
         plan = self.planner.plan(item)
         if isinstance(plan, Refusal):
             self._skip(item, plan.code, plan.message)
+            return
+        if plan.source == "image" and self.verify and not self._whole(item, plan.path, plan.file_bytes):
             return
         kind = {"remote": "remote", "inline": "inline"}.get(plan.source, "local")
         self.sources[kind] += 1
@@ -131,10 +136,33 @@ class Scan:
         sums.text_tokens += texts[main_tokenizer]
         sums.max_completion += plan.max_tokens * requests
 
+    def _whole(self, item: WorkItem, path: Path | None, size: int | None) -> bool:
+        """The run's quick check (``[input].verify_images = "quick"``) on a file it sends as it is
+        (PNG, JPEG or WebP within the byte limit): its structure walked, no pixel decoded unless the
+        walk finds it short. A file the run would re-encode is decoded by the run: judged by header here."""
+        if path is None or (size or 0) > MAX_BYTES or not _sent_as_is(path):
+            return True
+        try:
+            load_image(path, verify="quick")
+        except ImageError as exc:
+            self._skip(item, exc.code, str(exc))
+            return False
+        self.sources["checked"] += 1
+        return True
+
     def _skip(self, item: WorkItem, code: str, message: str) -> None:
         self.skipped[code] = self.skipped.get(code, 0) + 1
         if len(self.examples) < _MAX_EXAMPLES:
             self.examples.append(SkippedRow(item.id, code, message))
+
+
+def _sent_as_is(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 @lru_cache(maxsize=65536)
