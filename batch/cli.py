@@ -142,6 +142,14 @@ def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="read only image headers (faster); by default local PNG/JPEG/WebP files get the run's quick "
         "structural check, so a truncated file is skipped here as the run would refuse it",
     )
+    est.add_argument(
+        "--ocr-sample",
+        type=_non_negative_int,
+        default=3,
+        metavar="N",
+        help="OCR jobs: read N sampled requests' pages to measure the hint's tokens, then extrapolate "
+        "(default 3, about a second a page; 0: the hint is not counted, and the output says so)",
+    )
     est.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
     est.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
     est.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
@@ -191,6 +199,7 @@ def _estimate(args: argparse.Namespace) -> int:
         prices=args.prices,
         expected_output=args.expected_output,
         headers_only=args.headers_only,
+        ocr_sample=args.ocr_sample,
     )
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_estimate(report))
     return EXIT_OK

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from ..core import DETAILS, JobSpec, Price, PriceTable, SpecError, cost, load_prices
 from ..inputs import MAX_BYTES, Manifest
+from .hint import DEFAULT_OCR_SAMPLE
 from .model import (
     DEFAULT_EXPECTED_OUTPUT,
     DEFAULT_REMOTE_SIZE,
@@ -61,6 +63,7 @@ def estimate_job(
     expected_output: float = DEFAULT_EXPECTED_OUTPUT,
     remote_size: tuple[int, int] = DEFAULT_REMOTE_SIZE,
     headers_only: bool = False,
+    ocr_sample: int = DEFAULT_OCR_SAMPLE,
 ) -> EstimateReport:
     """Estimate ``spec``'s tokens, cost and time in one streaming pass over its manifest.
 
@@ -83,10 +86,11 @@ def estimate_job(
     targets = [main, *compare_targets(main, compare, table, spec.endpoint.catalogue)]
     manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
 
-    acc = Scan(spec, main, targets, detail_override, remote_size, verify=not headers_only)
+    acc = Scan(spec, main, targets, detail_override, remote_size, verify=not headers_only, ocr_sample=ocr_sample)
     for item in manifest.items():
         acc.add(item)
-    return _report(acc, spec, main, table, expected_output)
+    hint = acc.add_measured_hints()
+    return replace(_report(acc, spec, main, table, expected_output), ocr_hint=hint)
 
 
 # --- from the pass's sums to the report -------------------------------------------------------
@@ -151,6 +155,7 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
         what_if=what_if,
         addons_if_enabled=addons,
         notes=tuple(_notes(spec, main, expected, sources, acc.remote_size, by_detail, tpm, bool(addons))),
+        ocr_hint=None,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from ..core import Price
 from ..plan import REMOTE_IMAGE_SIZE
+from .hint import HintEstimate
 
 #: Models the what-if table compares with by default (the job's own model is left out of them).
 DEFAULT_COMPARE = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini")
@@ -110,6 +111,7 @@ class EstimateReport:
     what_if: tuple[Scenario, ...]
     addons_if_enabled: Mapping[str, float]
     notes: tuple[str, ...]
+    ocr_hint: HintEstimate | None = None  # the OCR hint's tokens, measured on a sample (an estimate)
 
     @property
     def rows_skipped(self) -> int:
@@ -147,7 +149,8 @@ class EstimateReport:
                 {"model": s.model, "detail": s.detail, "price": s.price, **_totals_dict(s.totals)} for s in self.what_if
             ],
             "addons_if_enabled": dict(self.addons_if_enabled),
-            "notes": list(self.notes),
+            "notes": [*self.notes, *([self.ocr_hint.note()] if self.ocr_hint else [])],
+            "ocr_hint": self.ocr_hint.to_dict() if self.ocr_hint else None,
         }
 
 

@@ -61,7 +61,7 @@ def render_estimate(report: EstimateReport) -> str:
         lines += ["", f"Skipped rows (the run would not send them; not counted above): {counts}"]
         lines += [f"  {s.id}: {s.message}" for s in r.skipped_examples]
     lines += ["", "Notes:"]
-    lines += [f"  - {note}" for note in r.notes]
+    lines += [f"  - {note}" for note in (*r.notes, *([r.ocr_hint.note()] if r.ocr_hint else []))]
     return "\n".join(lines)
 
 

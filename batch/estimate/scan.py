@@ -16,6 +16,7 @@ from ..core import DETAILS, ImageError, JobSpec, ModelInfo, Price, PriceTable, W
 from ..inputs import MAX_BYTES, load_image
 from ..plan import Planner, Refusal
 from ..tokens import chat_prompt_tokens, image_tokens
+from .hint import DEFAULT_OCR_SAMPLE, HintEstimate, HintSampler
 from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
 
 __all__ = ["Scan", "Sums", "Target", "compare_targets"]
@@ -78,7 +79,9 @@ class Scan:
     detail_override: str | None
     remote_size: tuple[int, int]
     verify: bool = True  # walk local images' structure like the run (False: headers only)
+    ocr_sample: int = DEFAULT_OCR_SAMPLE  # hinted requests read to measure the OCR hint
     planner: Planner = field(init=False)
+    hints: HintSampler = field(init=False)
     tokenizers: tuple[str, ...] = field(init=False)
     rows_read: int = 0
     by_detail: dict[str, Sums] = field(default_factory=dict)
@@ -96,6 +99,7 @@ class Scan:
         self.planner = Planner(
             self.spec, self.main.info, detail_override=self.detail_override, remote_size=self.remote_size
         )
+        self.hints = HintSampler(self.spec, self.main.info.tokenizer, self.ocr_sample)
         self.tokenizers = tuple(dict.fromkeys(t.info.tokenizer for t in self.targets))
         self.text_by_tokenizer = dict.fromkeys(self.tokenizers, 0)
         self.grid_images = {(i, mode): 0 for i in range(len(self.targets)) for mode in DETAIL_MODES}
@@ -108,13 +112,14 @@ class Scan:
             return
         if plan.source == "image" and self.verify and not self._whole(item, plan.path, plan.file_bytes):
             return
+        self.hints.add(plan)
         kind = {"remote": "remote", "inline": "inline"}.get(plan.source, "local")
         self.sources[kind] += 1
         if plan.source == "image" and (plan.file_bytes or 0) > MAX_BYTES:
             self.sources["oversize"] += 1
         requests = len(plan.requests)
         main_tokenizer = self.main.info.tokenizer
-        # Every request repeats the prompt (an OCR hint, unknown before OCR, is not counted).
+        # Every request repeats the prompt; an OCR hint is added after the pass (see .hint).
         texts = {
             tok: plan.text_tokens
             if tok == main_tokenizer
@@ -135,6 +140,16 @@ class Scan:
         sums.image_tokens += plan.image_tokens
         sums.text_tokens += texts[main_tokenizer]
         sums.max_completion += plan.max_tokens * requests
+
+    def add_measured_hints(self) -> HintEstimate | None:
+        """After the pass: the OCR hint measured on the sample, added to the text tokens."""
+        hint = self.hints.measure()
+        if hint is not None and hint.tokens:
+            for detail, n in self.hints.by_detail.items():
+                self.by_detail[detail].text_tokens += round(hint.mean_tokens * n)
+            for tok in self.text_by_tokenizer:  # other tokenizers: the main one's count stands in
+                self.text_by_tokenizer[tok] += hint.tokens
+        return hint
 
     def _whole(self, item: WorkItem, path: Path | None, size: int | None) -> bool:
         """The run's quick check (``[input].verify_images = "quick"``) on a file it sends as it is
