@@ -19,6 +19,7 @@ import pytest
 from batch.cli import main
 from batch.core import Failure, Outcome
 from batch.emulator import EmbeddedEmulator, Fault
+from batch.ledger.schema import TOOL_ERROR_CODES
 from batch.run.progress import ProgressBar, Tally
 from tests.support import Sample
 from tests.test_run import chat_requests
@@ -131,3 +132,17 @@ def test_embedded_emulator_is_announced_only_when_rows_will_be_sent(
     assert code == 0 and "using the embedded emulator at" in err
     code, _, err = run(job, capsys, "--no-progress")  # a rerun with nothing left to send
     assert code == 0 and "embedded emulator" not in err and "3 already done" in err
+
+
+def test_the_tool_error_codes_list_matches_the_source() -> None:
+    """Every error code the client writes (``code="..."``, ``code = "..."``) is in the list the
+    --retry-errors check offers, and the list names no code the source has lost."""
+    root = Path(__file__).resolve().parents[1] / "batch"
+    found: set[str] = set()
+    for path in root.rglob("*.py"):
+        if "emulator" in path.parts:
+            continue  # the foreign service's codes are its own
+        found |= set(re.findall(r'\bcode ?= ?"([a-z_]+)"', path.read_text()))
+        found |= set(re.findall(r'Failure\("([a-z_]+)"', path.read_text()))
+    found.add("transport_error")  # ApiError's default, written as a fallback expression
+    assert found == TOOL_ERROR_CODES

@@ -38,7 +38,7 @@ __all__ = [
 
 ROW = "_row"
 
-#: The ``error_code`` values the tool itself writes (tests/test_new_user.py checks this list against
+#: The ``error_code`` values the tool itself writes (tests/test_run_messages.py checks this list against
 #: the source). A reply's own code (``content_filter``, ``429``, ``DeploymentNotFound``...) is the
 #: service's and is recorded as it came.
 TOOL_ERROR_CODES = frozenset(
