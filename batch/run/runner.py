@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 
@@ -134,6 +134,9 @@ class Runner:
                 row.close()
         return merge_parts(item.index, parts, row.plan.detail, started=started, document=row.plan.is_document)
 
+    def _on_wire(self) -> int:
+        return self.sender.on_wire
+
     def _halt(self, reason: str) -> None:
         self._stopper.halt(reason)
 
@@ -196,8 +199,7 @@ class Runner:
                 everyone: asyncio.Future[object] = asyncio.ensure_future(asyncio.gather(*workers))
                 await asyncio.wait([everyone, stopper], return_when=asyncio.FIRST_COMPLETED)
                 if self._stop.is_set():
-                    on_wire = lambda: self.sender.on_wire  # noqa: E731
-                    await self._stopper.drain(workers, on_wire, self.spec.endpoint.timeout_s, bar.note)
+                    await self._stopper.drain(workers, self._on_wire, self.spec.endpoint.timeout_s, bar.note)
                 helpers: list[asyncio.Future[Any]] = [feeder, sizer, stopper, everyone, *workers]
                 for t in helpers:
                     t.cancel()
@@ -304,16 +306,14 @@ class Runner:
                 await window.resize(target)
 
 
-async def run_job(
-    spec: JobSpec,
-    *,
-    credential: Credential | None = None,
-    environ: Mapping[str, str] | None = None,
-    show_progress: bool = True,
-    on_send: Callable[[], None] | None = None,
-    progress_every: float = 10.0,
-) -> RunSummary:
-    """Run (or resume) a job to completion. Raises RunStopped if it stops early, state kept.
-    ``on_send`` is called once the job's checks have passed, if any row is left to send."""
-    kw = {"show_progress": show_progress, "on_send": on_send, "progress_every": progress_every}
-    return await Runner(spec, credential=credential, environ=environ, **kw).run()  # type: ignore[arg-type]
+class RunOptions(TypedDict, total=False):
+    credential: Credential | None
+    environ: Mapping[str, str] | None
+    show_progress: bool
+    on_send: Callable[[], None] | None  # called once the checks passed, if any row is left to send
+    progress_every: float  # seconds between plain progress lines when stderr is not a terminal
+
+
+async def run_job(spec: JobSpec, **options: Unpack[RunOptions]) -> RunSummary:
+    """Run (or resume) a job to completion. Raises RunStopped if it stops early, state kept."""
+    return await Runner(spec, **options).run()
