@@ -13,11 +13,11 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from .core import BatchError, JobSpec, RunStopped, apply_endpoint_env, load_spec, with_overrides
-from .run import run_job
+from .run import RunOptions, run_job
 from .send import KeyCredential
 
 EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
@@ -105,22 +105,18 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="send again the rows that ended in these error codes (comma-separated; none given: every error)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument(
-        "--progress-every",
-        type=_positive_int,
-        default=10,
-        metavar="S",
-        help="when stderr is not a terminal (a log, a pipe): one plain progress line every S seconds (10)",
-    )
+    every = "when stderr is not a terminal (a log, a pipe): one plain progress line every S seconds (10)"
+    run.add_argument("--progress-every", type=_positive_int, default=10, metavar="S", help=every)
 
 
 def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     est = sub.add_parser(
         "estimate",
         help="estimate a job's tokens, cost and time (no API calls)",
-        description="Estimate tokens, cost and run time from the manifest and image headers alone: "
+        description="Estimate tokens, cost and run time from the manifest and the images on disk: "
         "nothing is sent and no image is downloaded.",
     )
+    _add_estimate_reading(est)
     est.add_argument("job", metavar="JOB.toml")
     est.add_argument("--manifest", metavar="PATH", help="manifest to use instead of the job's")
     est.add_argument("--json", action="store_true", help="print the estimate as JSON")
@@ -136,6 +132,12 @@ def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="SHARE",
         help="assumed share of max_tokens a reply uses (default 0.6)",
     )
+    est.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
+    est.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
+    est.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
+
+
+def _add_estimate_reading(est: argparse.ArgumentParser) -> None:
     est.add_argument(
         "--headers-only",
         action="store_true",
@@ -150,9 +152,6 @@ def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="OCR jobs: read N sampled requests' pages to measure the hint's tokens, then extrapolate "
         "(default 3, about a second a page; 0: the hint is not counted, and the output says so)",
     )
-    est.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
-    est.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
-    est.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
 
 
 def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -240,18 +239,12 @@ def _run(args: argparse.Namespace) -> int:
         retry_errors=args.retry_errors,
     )
     spec = apply_endpoint_env(spec, os.environ)
-    show = _Show(not args.no_progress, args.progress_every)
+    shown: RunOptions = {"show_progress": not args.no_progress, "progress_every": args.progress_every}
     if spec.uses_embedded_emulator:
-        return _run_on_embedded_emulator(spec, show)
-    summary = asyncio.run(run_job(spec, show_progress=show.bar, progress_every=show.every))
+        return _run_on_embedded_emulator(spec, shown)
+    summary = asyncio.run(run_job(spec, **shown))
     _print_summary(summary.render())
     return EXIT_OK
-
-
-@dataclass(frozen=True, slots=True)
-class _Show:
-    bar: bool
-    every: float
 
 
 def _print_summary(text: str) -> None:
@@ -259,7 +252,7 @@ def _print_summary(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _run_on_embedded_emulator(spec: JobSpec, show: _Show) -> int:
+def _run_on_embedded_emulator(spec: JobSpec, shown: RunOptions) -> int:
     from .emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
 
     key = secrets.token_urlsafe(24)  # lives only in this process
@@ -282,26 +275,17 @@ def _run_on_embedded_emulator(spec: JobSpec, show: _Show) -> int:
         if spec.ocr.vision_endpoint is None:  # the emulator also serves the Vision routes
             spec = replace(spec, ocr=replace(spec.ocr, vision_endpoint=emu.url))
             environ[spec.ocr.vision_key_env] = key
-        summary = asyncio.run(
-            run_job(
-                spec,
-                credential=credential,
-                environ=environ,
-                show_progress=show.bar,
-                progress_every=show.every,
-                on_send=lambda: print(announce, file=sys.stderr, flush=True),
-            )
-        )
+        announce_it = lambda: print(announce, file=sys.stderr, flush=True)  # noqa: E731 - once rows will go
+        options: RunOptions = {**shown, "credential": credential, "environ": environ, "on_send": announce_it}
+        summary = asyncio.run(run_job(spec, **options))
     _print_summary(summary.render())
     return EXIT_OK
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
-    for action in parser._subparsers._group_actions if parser._subparsers else []:
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            chosen: argparse.ArgumentParser = action.choices[command]
-            return chosen
-    return parser
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    chosen: argparse.ArgumentParser = subs.choices.get(command, parser)
+    return chosen
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -155,7 +155,6 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
         what_if=what_if,
         addons_if_enabled=addons,
         notes=tuple(_notes(spec, main, expected, sources, acc.remote_size, by_detail, tpm, bool(addons))),
-        ocr_hint=None,
     )
 
 
