@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .core import BatchError, JobSpec, RunStopped, apply_endpoint_env, load_spec, with_overrides
-from .run import run_job
+from .run import RunOptions, run_job
 from .send import KeyCredential
 
 EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
@@ -59,6 +59,12 @@ def _names(text: str) -> list[str]:
     return names
 
 
+_CATALOGUE_HELP = (
+    "extra model catalogue (TOML, the format of batch/data/models.toml) for models the tool has no "
+    "image-token rules for; or [endpoint].catalogue in the job"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batch",
@@ -85,6 +91,7 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--endpoint", metavar="URL", help="endpoint URL (else the job's, else env, else emulator)")
     run.add_argument("--deployment", metavar="NAME")
     run.add_argument("--api-version", metavar="V")
+    run.add_argument("--catalogue", type=Path, metavar="FILE", help=_CATALOGUE_HELP)
     run.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
     run.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
     run.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
@@ -99,20 +106,24 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--schema", metavar="FILE", help="JSON Schema for structured answers instead of [output].schema")
+    every = "when stderr is not a terminal (a log, a pipe): one plain progress line every S seconds (10)"
+    run.add_argument("--progress-every", type=_positive_int, default=10, metavar="S", help=every)
 
 
 def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     est = sub.add_parser(
         "estimate",
         help="estimate a job's tokens, cost and time (no API calls)",
-        description="Estimate tokens, cost and run time from the manifest and image headers alone: "
+        description="Estimate tokens, cost and run time from the manifest and the images on disk: "
         "nothing is sent and no image is downloaded.",
     )
+    _add_estimate_reading(est)
     est.add_argument("job", metavar="JOB.toml")
     est.add_argument("--manifest", metavar="PATH", help="manifest to use instead of the job's")
     est.add_argument("--json", action="store_true", help="print the estimate as JSON")
     est.add_argument("--detail", choices=("low", "high", "auto"), help="estimate every row at this detail")
     est.add_argument("--model", metavar="NAME", help="estimate on this model instead of the job's")
+    est.add_argument("--catalogue", type=Path, metavar="FILE", help=_CATALOGUE_HELP)
     est.add_argument("--compare", type=_names, metavar="M1,M2", help="models for the what-if table")
     est.add_argument("--prices", type=Path, metavar="FILE", help="price table adding to / replacing the built-in one")
     est.add_argument(
@@ -126,6 +137,23 @@ def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     est.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
     est.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
     est.add_argument("--schema", metavar="FILE", help="JSON Schema for structured answers instead of [output].schema")
+
+
+def _add_estimate_reading(est: argparse.ArgumentParser) -> None:
+    est.add_argument(
+        "--headers-only",
+        action="store_true",
+        help="read only image headers (faster); by default local PNG/JPEG/WebP files get the run's quick "
+        "structural check, so a truncated file is skipped here as the run would refuse it",
+    )
+    est.add_argument(
+        "--ocr-sample",
+        type=_non_negative_int,
+        default=3,
+        metavar="N",
+        help="OCR jobs: read N sampled requests' pages to measure the hint's tokens, then extrapolate "
+        "(default 3, about a second a page; 0: the hint is not counted, and the output says so)",
+    )
 
 
 def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -143,6 +171,13 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rep.add_argument("--top", type=_non_negative_int, default=10, metavar="N", help="rows in the top tables (10)")
     rep.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment limit to draw on the timeline")
     rep.add_argument("--id-column", metavar="NAME", help="column naming each row (default: id)")
+    rep.add_argument(
+        "--errors",
+        nargs="*",
+        metavar="CODE",
+        help="instead of the report, list the rows that are not ok (failed, filtered, refused before "
+        "sending): row, id, status, error code, attempts, message; only these codes if given",
+    )
 
 
 def _estimate(args: argparse.Namespace) -> int:
@@ -150,7 +185,13 @@ def _estimate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.job)
     spec = with_overrides(
-        spec, manifest=args.manifest, tpm=args.tpm, rpm=args.rpm, max_tokens=args.max_tokens, schema=args.schema
+        spec,
+        manifest=args.manifest,
+        tpm=args.tpm,
+        rpm=args.rpm,
+        max_tokens=args.max_tokens,
+        schema=args.schema,
+        catalogue=args.catalogue,
     )
     report = estimate_job(
         spec,
@@ -159,14 +200,19 @@ def _estimate(args: argparse.Namespace) -> int:
         compare=args.compare,
         prices=args.prices,
         expected_output=args.expected_output,
+        headers_only=args.headers_only,
+        ocr_sample=args.ocr_sample,
     )
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_estimate(report))
     return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report, render_report, write_html
+    from .report import build_report, failed_rows, render_report, write_failed_rows, write_html
 
+    if args.errors is not None:
+        write_failed_rows(failed_rows(Path(args.results), args.errors, args.id_column), sys.stdout, as_json=args.json)
+        return EXIT_OK
     report = build_report(Path(args.results), prices=args.prices, top=args.top, tpm=args.tpm, id_column=args.id_column)
     if args.html is not None:
         write_html(report, args.html)
@@ -188,6 +234,7 @@ def _run(args: argparse.Namespace) -> int:
         endpoint=args.endpoint,
         deployment=args.deployment,
         api_version=args.api_version,
+        catalogue=args.catalogue,
         tpm=args.tpm,
         rpm=args.rpm,
         max_tokens=args.max_tokens,
@@ -196,15 +243,20 @@ def _run(args: argparse.Namespace) -> int:
         schema=args.schema,
     )
     spec = apply_endpoint_env(spec, os.environ)
-    show = not args.no_progress
+    shown: RunOptions = {"show_progress": not args.no_progress, "progress_every": args.progress_every}
     if spec.uses_embedded_emulator:
-        return _run_on_embedded_emulator(spec, show)
-    summary = asyncio.run(run_job(spec, show_progress=show))
-    print(summary.render())
+        return _run_on_embedded_emulator(spec, shown)
+    summary = asyncio.run(run_job(spec, **shown))
+    _print_summary(summary.render())
     return EXIT_OK
 
 
-def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
+def _print_summary(text: str) -> None:
+    """The run's summary: one stream (stderr, beside the bar), one format, finished or stopped."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _run_on_embedded_emulator(spec: JobSpec, shown: RunOptions) -> int:
     from .emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
 
     key = secrets.token_urlsafe(24)  # lives only in this process
@@ -216,10 +268,9 @@ def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
         latency=latency,
     )
     with EmbeddedEmulator(config) as emu:
-        print(
+        announce = (
             f"no endpoint configured: using the embedded emulator at {emu.url} "
-            f"(deployment {spec.endpoint.deployment!r}, model {spec.endpoint.model}, {tpm} TPM)",
-            file=sys.stderr,
+            f"(deployment {spec.endpoint.deployment!r}, model {spec.endpoint.model}, {tpm} TPM)"
         )
         url = emu.url + ("/v1" if spec.endpoint.kind == "openai" else "")
         spec = replace(spec, endpoint=replace(spec.endpoint, url=url))
@@ -228,9 +279,17 @@ def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
         if spec.ocr.vision_endpoint is None:  # the emulator also serves the Vision routes
             spec = replace(spec, ocr=replace(spec.ocr, vision_endpoint=emu.url))
             environ[spec.ocr.vision_key_env] = key
-        summary = asyncio.run(run_job(spec, credential=credential, environ=environ, show_progress=show))
-    print(summary.render())
+        announce_it = lambda: print(announce, file=sys.stderr, flush=True)  # noqa: E731 - once rows will go
+        options: RunOptions = {**shown, "credential": credential, "environ": environ, "on_send": announce_it}
+        summary = asyncio.run(run_job(spec, **options))
+    _print_summary(summary.render())
     return EXIT_OK
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    chosen: argparse.ArgumentParser = subs.choices.get(command, parser)
+    return chosen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,14 +300,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return emulator_main(args_list[1:])
     parser = build_parser()
     try:
-        args = parser.parse_args(args_list)
+        args, extra = parser.parse_known_args(args_list)
+        if extra:  # name the command's own usage, not the top-level one
+            _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
     try:
         # "emulator" is dispatched above; argparse hands back "run", "estimate" or "report"
         return _COMMANDS.get(args.command, _run)(args)
-    except RunStopped as exc:
-        print(f"batch: {exc}", file=sys.stderr)
+    except RunStopped as exc:  # its message is the run's summary, printed like a finished run's
+        _print_summary(str(exc))
         return EXIT_STOPPED
     except BatchError as exc:
         print(f"batch: error: {exc}", file=sys.stderr)

@@ -58,7 +58,7 @@ def test_per_row_bad_inputs(tmp_path: Path, emulator: EmbeddedEmulator, env: dic
         (None, None, None, "error", "image_missing"),
         ("", None, None, "error", "image_missing"),
         ("img/good.png", "medium", None, "error", "bad_detail"),
-        ("img/good.png", "HIGH", None, "error", "bad_detail"),
+        ("img/good.png", "HIGH", None, "ok", None),  # any case is accepted (issue 13, item 9)
         ("img/good.png", None, 0, "error", "bad_max_tokens"),
         ("img/good.png", None, -5, "error", "bad_max_tokens"),
         (data_url, None, None, "ok", None),
@@ -97,7 +97,7 @@ def test_per_row_bad_inputs(tmp_path: Path, emulator: EmbeddedEmulator, env: dic
         (pa.table({"id": ["a", None], "image": ["x", "y"]}), "null id at row 1"),
         (pa.table({"image": ["x"]}), "missing required column 'id'"),
         (pa.table({"id": ["a"], "image": [3]}), "column 'image' has type int64"),
-        (pa.table({"id": ["a"], "image": ["x"], "max_tokens": [1.5]}), "column 'max_tokens' has type double"),
+        (pa.table({"id": ["a"], "image": ["x"], "max_tokens": [1.5]}), "'max_tokens' row 0 holds 1.5, not a whole"),
     ],
 )
 def test_manifest_faults_stop_before_sending(

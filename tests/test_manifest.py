@@ -54,7 +54,7 @@ def test_skip_mask(tmp_path: Path) -> None:
     [
         (pa.table({"image": ["a"]}), "missing required column 'id'"),
         (pa.table({"id": ["a"]}), "missing required column 'image'"),
-        (pa.table({"id": [1.5], "image": ["a"]}), "column 'id' has type double"),
+        (pa.table({"id": [True], "image": ["a"]}), "column 'id' has type bool"),
         (pa.table({"id": ["a"], "image": [1]}), "column 'image' has type int64"),
         (
             pa.table({"id": ["a"], "image": ["x"], "max_tokens": ["10"]}),
@@ -65,6 +65,16 @@ def test_skip_mask(tmp_path: Path) -> None:
 def test_bad_columns(tmp_path: Path, table: pa.Table, message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         Manifest(write(tmp_path, table))
+
+
+def test_float_ids_must_be_whole(tmp_path: Path) -> None:
+    """Whole float ids (pandas writes them) are ids; 1.5 is refused when checked, with its row."""
+    m = Manifest(write(tmp_path, pa.table({"id": [1.0, 2.0], "image": ["a", "b"]})))
+    m.check()
+    assert [i.id for i in m.items()] == ["1", "2"]
+    bad = Manifest(write(tmp_path, pa.table({"id": [1.0, 1.5], "image": ["a", "b"]})))
+    with pytest.raises(ManifestError, match="column 'id' row 1 holds 1.5, not a whole number"):
+        bad.check()
 
 
 def test_duplicate_and_null_ids(tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def test_unknown_model_says_how_to_describe_it() -> None:
     with pytest.raises(UnknownModelError, match=r"unknown model 'llava'.*image-token rules for") as info:
         lookup_model("llava")
     message = str(info.value)
-    assert '[models."llava"]' in message and "extra model catalogue" in message
+    assert '[models."llava"]' in message and "--catalogue FILE" in message
     assert all(name in message for name in ALL)
 
 

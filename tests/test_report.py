@@ -211,8 +211,9 @@ def test_html_page_renders_in_headless_chromium(run: Path, tmp_path: Path, capsy
     page = tmp_path / "report.html"
     data = report_json(run, capsys, "--html", str(page), "--top", "5")
     text = page.read_text()
-    # Self-contained: no URL to fetch, no script, and a policy forbidding any fetch anyway.
-    assert not re.search(r"https?://", text) and "<script" not in text
+    # Self-contained: no URL to fetch, no script, and a policy forbidding any fetch anyway. (Price
+    # sources are cited as text, "https://prices.azure.com/...": shown, never fetched.)
+    assert not re.search(r"url\(|@import|=\s*[\"']?https?://", text) and "<script" not in text
     assert not re.search(r"\s(src|href)=", text)
     assert "default-src 'none'" in text
 

@@ -52,7 +52,7 @@ def test_only_the_listed_errors_are_sent_again(
     capsys.readouterr()
     assert main(["run", job, "--no-progress", "--retry-errors", "image_not_found,timeout"]) == 0
     assert len(chat_requests(emulator)) == 2
-    assert "2 that ended in errors sent again" in capsys.readouterr().out
+    assert "2 that ended in errors sent again" in capsys.readouterr().err
     second = statuses(out)
     assert second[2] == second[5] == ("ok", None) and second[7] == ("error", "image_corrupt")
     assert [second[i] for i in (0, 1, 3, 4, 6, 8)] == [first[i] for i in (0, 1, 3, 4, 6, 8)]

@@ -181,5 +181,5 @@ def test_summary_shows_cost_from_billed_usage(
     assert {r["model"] for r in out} <= {"gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-2024-11-20"}
     # gpt-4o (2024-08-06 and later): $2.50 in, $10.00 out per 1M tokens; Batch half of that.
     expected = sum(r["prompt_tokens"] * 2.5e-6 + r["completion_tokens"] * 10e-6 for r in out)
-    printed = capsys.readouterr().out
-    assert f"cost: ${expected:.4f} at standard prices (${expected / 2:.4f} at Batch prices)" in printed
+    printed = capsys.readouterr().err  # the summary shares stderr with the bar, finished or stopped
+    assert f"cost now: ${expected:.4f} at standard prices (${expected / 2:.4f} at Batch prices)" in printed

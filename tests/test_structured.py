@@ -110,7 +110,7 @@ def test_each_outcome_recorded_once_and_sent_again_on_request(
     assert all(got[i] == ("ok", None) for i in (0, 4, 6, 7))
     assert all(r["attempts"] == 1 for r in rows)  # none retried: each attempt is billed
     assert rows[1]["data"] is None and rows[3]["data"] is None and rows[3]["answer"]
-    assert "refused 1" in capsys.readouterr().out
+    assert "refused 1" in capsys.readouterr().err  # the summary goes to stderr
     check_report(out, tmp_path / "report.html", capsys)
 
     emulator.clear_faults()

@@ -86,7 +86,7 @@ def lookup_model(name: str, extra: Path | None = None) -> ModelInfo:
         f"unknown model {name!r}: the tool has image-token rules for {', '.join(sorted(catalogue))}. "
         f"To use another model, describe it in a TOML file in the format of {_BUILTIN} "
         f'(a [models."{key}"] table with tokenizer, max_images, default_max_output and image) '
-        "and pass that file as the extra model catalogue."
+        "and pass that file with --catalogue FILE (or [endpoint].catalogue in the job)."
     )
 
 

@@ -78,6 +78,7 @@ class EndpointSpec:
     auth: Literal["key", "entra"] = "key"
     api_key_env: str = "AZURE_OPENAI_API_KEY"
     timeout_s: float = 120.0
+    catalogue: Path | None = None  # an extra model catalogue (TOML): models the tool has no rules for
 
 
 @dataclass(frozen=True, slots=True)

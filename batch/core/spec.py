@@ -52,7 +52,7 @@ def build_spec(doc: Mapping[str, Any], source: Path) -> JobSpec:
         source,
         _input_spec(doc["input"], base),
         _prompt_spec(doc["prompt"]),
-        _endpoint_spec(doc["endpoint"]),
+        _endpoint_spec(doc["endpoint"], base),
         _limits_spec(doc.get("limits", {})),
         _output_spec(doc["output"], base),
         _emulator_spec(doc.get("emulator", {})),
@@ -84,7 +84,7 @@ def _prompt_spec(pr: Mapping[str, Any]) -> PromptSpec:
     )
 
 
-def _endpoint_spec(ep: Mapping[str, Any]) -> EndpointSpec:
+def _endpoint_spec(ep: Mapping[str, Any], base: Path) -> EndpointSpec:
     kind: EndpointKind = ep.get("kind", "azure")
     default_env = "OPENAI_API_KEY" if kind == "openai" else "AZURE_OPENAI_API_KEY"
     return EndpointSpec(
@@ -96,6 +96,7 @@ def _endpoint_spec(ep: Mapping[str, Any]) -> EndpointSpec:
         auth=ep.get("auth", "key"),
         api_key_env=ep.get("api_key_env", default_env),
         timeout_s=float(ep.get("timeout_s", 120.0)),
+        catalogue=_resolve(base, ep["catalogue"]) if "catalogue" in ep else None,
     )
 
 
@@ -241,6 +242,8 @@ def with_overrides(spec: JobSpec, **overrides: Any) -> JobSpec:
         ep = replace(ep, deployment=o["deployment"])
     if "api_version" in o:
         ep = replace(ep, api_version=o["api_version"])
+    if "catalogue" in o:
+        ep = replace(ep, catalogue=Path(o["catalogue"]).resolve())
     li = s.limits
     for name in ("tpm", "rpm", "concurrency"):
         if name in o:

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from ..core import DETAILS, JobSpec, Price, PriceTable, SpecError, cost, load_prices
 from ..inputs import MAX_BYTES, Manifest
+from .hint import DEFAULT_OCR_SAMPLE
 from .model import (
     DEFAULT_EXPECTED_OUTPUT,
     DEFAULT_REMOTE_SIZE,
@@ -60,12 +62,15 @@ def estimate_job(
     prices: Path | None = None,
     expected_output: float = DEFAULT_EXPECTED_OUTPUT,
     remote_size: tuple[int, int] = DEFAULT_REMOTE_SIZE,
+    headers_only: bool = False,
+    ocr_sample: int = DEFAULT_OCR_SAMPLE,
 ) -> EstimateReport:
     """Estimate ``spec``'s tokens, cost and time in one streaming pass over its manifest.
 
     ``detail_override`` replaces every row's detail, ``model_override`` the job's model;
     ``compare`` names the what-if models (default: three of :data:`.model.DEFAULT_COMPARE`),
-    ``prices`` a user price file, ``expected_output`` the assumed share of ``max_tokens`` a reply uses.
+    ``prices`` a user price file, ``expected_output`` the assumed share of ``max_tokens`` a reply uses,
+    ``headers_only`` skips the run's structural check of local images (faster; truncated files pass).
     Raises :class:`SpecError`, :class:`ManifestError` or :class:`UnknownModelError` (no price, or
     no image rules, for a model) before reading any row.
     """
@@ -77,14 +82,15 @@ def estimate_job(
         raise SpecError(f"assumed remote image size must be positive, got {remote_size[0]}x{remote_size[1]}")
     table = load_prices(prices)
     model_name = model_override or spec.endpoint.model
-    main = Target.resolve(model_name, table)
-    targets = [main, *compare_targets(main, compare, table)]
+    main = Target.resolve(model_name, table, spec.endpoint.catalogue)
+    targets = [main, *compare_targets(main, compare, table, spec.endpoint.catalogue)]
     manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
 
-    acc = Scan(spec, main, targets, detail_override, remote_size)
+    acc = Scan(spec, main, targets, detail_override, remote_size, verify=not headers_only, ocr_sample=ocr_sample)
     for item in manifest.items():
         acc.add(item)
-    return _report(acc, spec, main, table, expected_output)
+    hint = acc.add_measured_hints()
+    return replace(_report(acc, spec, main, table, expected_output), ocr_hint=hint)
 
 
 # --- from the pass's sums to the report -------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from ..core import Price
 from ..plan import REMOTE_IMAGE_SIZE
+from .hint import HintEstimate
 from .video import VideoTotals
 
 #: Models the what-if table compares with by default (the job's own model is left out of them).
@@ -77,6 +78,7 @@ class ImageSources:
     inline: int = 0  # data: URLs: size read from the decoded header bytes
     remote: int = 0  # http(s) URLs: not downloaded, estimated at the assumed size
     oversize: int = 0  # local files over the service's byte limit: the run downscales them
+    checked: int = 0  # local files sent as they are whose structure was walked, as the run does
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ class EstimateReport:
     addons_if_enabled: Mapping[str, float]
     notes: tuple[str, ...]
     video: VideoTotals | None = None  # the video rows' share of the totals, when there are any
+    ocr_hint: HintEstimate | None = None  # the OCR hint's tokens, measured on a sample (an estimate)
 
     @property
     def rows_skipped(self) -> int:
@@ -140,6 +143,7 @@ class EstimateReport:
                 "inline": self.images.inline,
                 "remote": self.images.remote,
                 "oversize": self.images.oversize,
+                "structure_checked": self.images.checked,
             },
             "skipped": dict(self.skipped),
             "skipped_examples": [{"id": s.id, "code": s.code, "message": s.message} for s in self.skipped_examples],
@@ -147,8 +151,9 @@ class EstimateReport:
                 {"model": s.model, "detail": s.detail, "price": s.price, **_totals_dict(s.totals)} for s in self.what_if
             ],
             "addons_if_enabled": dict(self.addons_if_enabled),
-            "notes": list(self.notes),
+            "notes": [*self.notes, *([self.ocr_hint.note()] if self.ocr_hint else [])],
             "video": self.video.to_dict() if self.video is not None else None,
+            "ocr_hint": self.ocr_hint.to_dict() if self.ocr_hint else None,
         }
 
 

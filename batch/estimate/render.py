@@ -16,6 +16,12 @@ __all__ = ["render_estimate"]
 _COST_HEADERS = ["standard exp", "standard max", "batch exp", "batch max"]
 
 
+def _checked(r: EstimateReport) -> str:
+    if not r.images.checked:
+        return "headers only: a truncated file may be counted as sendable"
+    return f"{r.images.checked:,} structure-checked as the run checks them, the rest by header"
+
+
 def render_estimate(report: EstimateReport) -> str:
     """A readable, fixed-width report: inputs, per-detail totals, time, what-if, skipped rows, notes."""
     r = report
@@ -25,7 +31,7 @@ def render_estimate(report: EstimateReport) -> str:
         f"Estimate for {r.job} (no API calls made)",
         f"  manifest  {r.manifest}: {r.rows_read:,} rows read, {t.rows:,} to send, {r.rows_skipped:,} skipped"
         + (f" (documents: {t.images:,} pages and images in {t.requests:,} requests)" if t.requests != t.rows else ""),
-        f"  images    {r.images.local:,} local (headers only), {r.images.inline:,} data URLs, "
+        f"  images    {r.images.local:,} local ({_checked(r)}), {r.images.inline:,} data URLs, "
         f"{r.images.remote:,} http(s) URLs (not downloaded)",
         f"  model     {r.model} (deployment {r.deployment}, rules {r.catalogue_model}), tokenizer {r.tokenizer}",
         f"  prices    {p.name}: {_rate(p.input)} in / {_rate(p.output)} out per 1M tokens; "
@@ -57,7 +63,7 @@ def render_estimate(report: EstimateReport) -> str:
         lines += ["", f"Skipped rows (the run would not send them; not counted above): {counts}"]
         lines += [f"  {s.id}: {s.message}" for s in r.skipped_examples]
     lines += ["", "Notes:"]
-    lines += [f"  - {note}" for note in r.notes]
+    lines += [f"  - {note}" for note in (*r.notes, *([r.ocr_hint.note()] if r.ocr_hint else []))]
     return "\n".join(lines)
 
 

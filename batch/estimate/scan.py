@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
-from ..core import DETAILS, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
-from ..inputs import MAX_BYTES
+from ..core import DETAILS, ImageError, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
+from ..inputs import MAX_BYTES, load_image
 from ..plan import Planner, Refusal, format_tokens, label_tokens
 from ..tokens import chat_prompt_tokens, image_tokens
+from .hint import DEFAULT_OCR_SAMPLE, HintEstimate, HintSampler
 from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
 from .video import VideoSums
 
@@ -31,16 +33,18 @@ class Target:
     price: Price
 
     @classmethod
-    def resolve(cls, name: str, table: PriceTable) -> Target:
-        return cls(name.strip().lower(), lookup_model(name), table.price_for(name))
+    def resolve(cls, name: str, table: PriceTable, catalogue: Path | None = None) -> Target:
+        return cls(name.strip().lower(), lookup_model(name, catalogue), table.price_for(name))
 
 
-def compare_targets(main: Target, names: Sequence[str] | None, table: PriceTable) -> list[Target]:
+def compare_targets(
+    main: Target, names: Sequence[str] | None, table: PriceTable, catalogue: Path | None = None
+) -> list[Target]:
     explicit = names is not None
     out: list[Target] = []
     seen = {(main.info.name, main.price.name)}
     for name in names if names is not None else DEFAULT_COMPARE:
-        target = Target.resolve(name, table)
+        target = Target.resolve(name, table, catalogue)
         key = (target.info.name, target.price.name)
         if key not in seen:
             seen.add(key)
@@ -75,14 +79,19 @@ class Scan:
     targets: list[Target]
     detail_override: str | None
     remote_size: tuple[int, int]
+    verify: bool = True  # walk local images' structure like the run (False: headers only)
+    ocr_sample: int = DEFAULT_OCR_SAMPLE  # hinted requests read to measure the OCR hint
     planner: Planner = field(init=False)
+    hints: HintSampler = field(init=False)
     tokenizers: tuple[str, ...] = field(init=False)
     rows_read: int = 0
     by_detail: dict[str, Sums] = field(default_factory=dict)
     # (target index, detail mode) -> image tokens; text tokens depend only on the tokenizer
     grid_images: dict[tuple[int, str], int] = field(default_factory=dict)
     text_by_tokenizer: dict[str, int] = field(default_factory=dict)
-    sources: dict[str, int] = field(default_factory=lambda: {"local": 0, "inline": 0, "remote": 0, "oversize": 0})
+    sources: dict[str, int] = field(
+        default_factory=lambda: {"local": 0, "inline": 0, "remote": 0, "oversize": 0, "checked": 0}
+    )
     skipped: dict[str, int] = field(default_factory=dict)
     examples: list[SkippedRow] = field(default_factory=list)
     video: VideoSums = field(default_factory=VideoSums)
@@ -92,6 +101,7 @@ class Scan:
         self.planner = Planner(
             self.spec, self.main.info, detail_override=self.detail_override, remote_size=self.remote_size
         )
+        self.hints = HintSampler(self.spec, self.main.info.tokenizer, self.ocr_sample)
         self.tokenizers = tuple(dict.fromkeys(t.info.tokenizer for t in self.targets))
         self.text_by_tokenizer = dict.fromkeys(self.tokenizers, 0)
         self.grid_images = {(i, mode): 0 for i in range(len(self.targets)) for mode in DETAIL_MODES}
@@ -102,13 +112,16 @@ class Scan:
         if isinstance(plan, Refusal):
             self._skip(item, plan.code, plan.message)
             return
+        if plan.source == "image" and self.verify and not self._whole(item, plan.path, plan.file_bytes):
+            return
+        self.hints.add(plan)
         kind = {"remote": "remote", "inline": "inline"}.get(plan.source, "local")
         self.sources[kind] += 1
         if plan.source == "image" and (plan.file_bytes or 0) > MAX_BYTES:
             self.sources["oversize"] += 1
         requests = len(plan.requests)
         main_tokenizer = self.main.info.tokenizer
-        # Every request repeats the prompt (an OCR hint, unknown before OCR, is not counted).
+        # Every request repeats the prompt; an OCR hint is added after the pass (see .hint).
         texts = {
             tok: plan.text_tokens
             if tok == main_tokenizer
@@ -137,10 +150,43 @@ class Scan:
         if plan.source == "video":
             self.video.add(plan)
 
+    def add_measured_hints(self) -> HintEstimate | None:
+        """After the pass: the OCR hint measured on the sample, added to the text tokens."""
+        hint = self.hints.measure()
+        if hint is not None and hint.tokens:
+            for detail, n in self.hints.by_detail.items():
+                self.by_detail[detail].text_tokens += round(hint.mean_tokens * n)
+            for tok in self.text_by_tokenizer:  # other tokenizers: the main one's count stands in
+                self.text_by_tokenizer[tok] += hint.tokens
+        return hint
+
+    def _whole(self, item: WorkItem, path: Path | None, size: int | None) -> bool:
+        """The run's quick check (``[input].verify_images = "quick"``) on a file it sends as it is
+        (PNG, JPEG or WebP within the byte limit): its structure walked, no pixel decoded unless the
+        walk finds it short. A file the run would re-encode is decoded by the run: judged by header here."""
+        if path is None or (size or 0) > MAX_BYTES or not _sent_as_is(path):
+            return True
+        try:
+            load_image(path, verify="quick")
+        except ImageError as exc:
+            self._skip(item, exc.code, str(exc))
+            return False
+        self.sources["checked"] += 1
+        return True
+
     def _skip(self, item: WorkItem, code: str, message: str) -> None:
         self.skipped[code] = self.skipped.get(code, 0) + 1
         if len(self.examples) < _MAX_EXAMPLES:
             self.examples.append(SkippedRow(item.id, code, message))
+
+
+def _sent_as_is(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 @lru_cache(maxsize=65536)

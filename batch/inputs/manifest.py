@@ -26,7 +26,9 @@ def _is_text(t: pa.DataType) -> bool:
 
 
 def _is_int(t: pa.DataType) -> bool:
-    return bool(pa.types.is_integer(t))
+    """An integer column, or a float one holding whole numbers (pandas writes an integer column
+    with nulls as float64; :meth:`Manifest.check` refuses a value that is not whole)."""
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t))
 
 
 def _is_number(t: pa.DataType) -> bool:
@@ -38,7 +40,7 @@ _ROLES: dict[str, tuple[bool, Callable[[pa.DataType], bool], str]] = {
     "id": (True, lambda t: _is_text(t) or _is_int(t), "string or integer"),
     "image": (True, _is_text, "string (path, http(s) URL or data URL)"),
     "prompt": (False, _is_text, "string"),
-    "detail": (False, _is_text, "string (low, high, auto)"),
+    "detail": (False, _is_text, "string (low, high, auto, in any case)"),
     "max_tokens": (False, lambda t: _is_int(t) or pa.types.is_null(t), "integer"),
     "pages": (
         False,
@@ -108,6 +110,9 @@ class Manifest:
         Ids are hashed to 64 bits (8 bytes a row, so a 10M-row manifest costs 80 MB here, briefly);
         a hash collision is confirmed against the real values before it is reported.
         """
+        for role in ("id", "max_tokens", "pages"):
+            if role in self._present and pa.types.is_floating(self.schema.field(self._present[role]).type):
+                self._check_whole(self._present[role], nan_is_null=role != "id")
         col = self._present["id"]
         hashes: list[np.ndarray] = []
         digest = hashlib.sha256()
@@ -134,6 +139,22 @@ class Manifest:
                     raise ManifestError(f"manifest {self.path}: duplicate ids in column {col!r}: {shown}{more}")
         return ManifestInfo(self.path, self.num_rows, self.schema.names, digest.hexdigest()[:32])
 
+    def _check_whole(self, col: str, *, nan_is_null: bool) -> None:
+        """A float column in an integer role: every value must be a whole number (or null)."""
+        row = 0
+        for batch in self._pf.iter_batches(batch_size=65536, columns=[col]):
+            values = batch.column(0).to_numpy(zero_copy_only=False).astype(np.float64)
+            bad = ~np.isnan(values) & ((values % 1 != 0) | ~np.isfinite(values))
+            if not nan_is_null:
+                bad |= np.isnan(values) & ~batch.column(0).is_null().to_numpy(zero_copy_only=False)
+            if bad.any():
+                first = int(np.flatnonzero(bad)[0])
+                raise ManifestError(
+                    f"manifest {self.path}: column {col!r} row {row + first} holds {float(values[first])!r}, "
+                    "not a whole number"
+                )
+            row += len(values)
+
     def _confirm_duplicates(self, suspects: set[int], col: str) -> list[object]:
         wanted = np.fromiter(suspects, dtype=np.uint64)
         seen: dict[object, int] = {}
@@ -156,14 +177,15 @@ class Manifest:
             data = {role_of[name]: batch.column(i).to_pylist() for i, name in enumerate(batch.schema.names)}
             for j in range(n):
                 if skip is None or not skip[index + j]:
-                    mt = data["max_tokens"][j] if "max_tokens" in data else None
+                    mt = _whole(data["max_tokens"][j]) if "max_tokens" in data else None
+                    detail = data["detail"][j] if "detail" in data else None
                     yield WorkItem(
                         index=index + j,
-                        id=str(data["id"][j]),
+                        id=str(_whole(data["id"][j])),
                         image=data["image"][j],
                         prompt=data["prompt"][j] if "prompt" in data else None,
-                        detail=data["detail"][j] if "detail" in data else None,
-                        max_tokens=int(mt) if mt is not None else None,
+                        detail=detail.lower() if isinstance(detail, str) else detail,
+                        max_tokens=int(mt) if isinstance(mt, int | float) else None,
                         pages=_text_or_none(data["pages"][j]) if "pages" in data else None,
                         ocr=data["ocr"][j] if "ocr" in data else None,
                         **_video(data, j),
@@ -185,5 +207,13 @@ def _video(data: dict[str, list[Any]], j: int) -> dict[str, Any]:
     return out
 
 
+def _whole(value: object) -> object:
+    """A whole float (checked by :meth:`Manifest.check`) as the integer it stands for; NaN as null."""
+    if isinstance(value, float):
+        return None if value != value else int(value)
+    return value
+
+
 def _text_or_none(value: object) -> str | None:
+    value = _whole(value)
     return None if value is None else str(value)

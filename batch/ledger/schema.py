@@ -42,6 +42,7 @@ __all__ = [
     "ROW",
     "ROW_FIELDS",
     "ResultLayout",
+    "TOOL_ERROR_CODES",
     "outcome_dict",
     "outcome_from_json",
     "outcomes_table",
@@ -49,6 +50,21 @@ __all__ = [
 ]
 
 ROW = "_row"
+
+#: The ``error_code`` values the tool itself writes (tests/test_run_messages.py checks this list against
+#: the source). A reply's own code (``content_filter``, ``429``, ``DeploymentNotFound``...) is the
+#: service's and is recorded as it came.
+TOOL_ERROR_CODES = frozenset(
+    """bad_data_url bad_detail bad_max_tokens bad_ocr bad_pages client_error connect_error connection_reset
+    document_corrupt document_empty document_encrypted document_too_large document_too_long document_unsupported
+    image_corrupt image_empty image_error image_missing image_not_a_file image_not_found image_too_large
+    image_unreadable image_unsupported internal_error malformed_response ocr_failed ocr_unavailable
+    ocr_unconfigured ocr_unsupported path_outside_base request_too_large row_error timeout too_many_images
+    transport_error
+    invalid_json json_word_missing refused schema_mismatch truncated_json
+    bad_video_sampling video_bad_range video_codec_unsupported video_corrupt video_empty video_enhancement_retired
+    video_invalid video_no_stream video_remote video_too_long""".split()
+)
 
 _POINT = pa.struct([("x", pa.float64()), ("y", pa.float64())])
 _SPAN = pa.struct(

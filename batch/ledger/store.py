@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,12 +28,13 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..core import LedgerError, ManifestError, Outcome
+from ..core import LedgerError, ManifestError, Outcome, SpecError
 from ..inputs import Manifest, ManifestInfo
 from .assemble import assemble
 from .journal import Journal, read_journal
+from .outputs import check_output
 from .parts import BUCKET_ROWS, part_files, parts_dir_for, release_unused, write_part
-from .schema import ROW, ResultLayout, result_layout
+from .schema import ROW, TOOL_ERROR_CODES, ResultLayout, result_layout
 from .state import open_state
 
 __all__ = ["ResultStore"]
@@ -64,12 +67,14 @@ class ResultStore:
         self._seq = 0
         self._seq_lock = threading.Lock()
         self._journal = Journal()
+        self._codes_seen: dict[str, int] = {}  # error codes of the rows already recorded (retry_errors)
         self.rows_written = 0
         clash = sorted(set(info.columns) & set([*self.layout.result.names, ROW]))
         if clash:
             raise ManifestError(
                 f"manifest {info.path}: column(s) {', '.join(clash)} clash with result columns; rename them"
             )
+        check_output(output, info.path)
 
     # ---- opening and resuming --------------------------------------------------------------
 
@@ -107,11 +112,26 @@ class ResultStore:
                     retry[[o.index for o in recovered]] = picked
             journal.unlink()
         if retry is not None:
+            self._check_retry_codes()
             self.retried = int(retry.sum())
             self.done[retry] = False
         return int(self.done.sum())
 
+    def _check_retry_codes(self) -> None:
+        """An error code that is neither the tool's nor in this output is a typo: refuse it (exit 2)."""
+        unknown = sorted(c for c in self.retry_errors - {"*"} - TOOL_ERROR_CODES - set(self._codes_seen))
+        if unknown:
+            seen = ", ".join(f"{c} ({n})" for c, n in sorted(self._codes_seen.items())) or "none"
+            raise SpecError(
+                f"--retry-errors: unknown error code(s) {', '.join(unknown)}; error codes in {self.output}: "
+                f"{seen}; codes the tool writes: {', '.join(sorted(TOOL_ERROR_CODES))} "
+                "(an endpoint's own codes, such as content_filter or 500, count once they are in the output)"
+            )
+
     def _to_retry(self, statuses: list[str | None], codes: list[str | None]) -> npt.NDArray[np.bool_]:
+        for s, c in zip(statuses, codes, strict=True):
+            if s == "error" and c is not None:
+                self._codes_seen[c] = self._codes_seen.get(c, 0) + 1
         every = "*" in self.retry_errors
         return np.array(
             [
@@ -174,6 +194,19 @@ class ResultStore:
             self.done[[o.index for o in group]] = True
             self.rows_written += len(group)
         release_unused()
+
+    def recorded_usage(self) -> Iterator[tuple[str | None, int | None, int | None]]:
+        """(model, prompt tokens, completion tokens) of every reply recorded for this output, by
+        every run of the job (rows sent again keep their earlier, billed, outcome too). Streamed."""
+        for path, _ in part_files(self.parts):
+            with suppress(pa.ArrowInvalid, OSError):
+                part = pq.read_table(path, columns=["model", "prompt_tokens", "completion_tokens"])
+                yield from zip(
+                    part.column("model").to_pylist(),
+                    part.column("prompt_tokens").to_pylist(),
+                    part.column("completion_tokens").to_pylist(),
+                    strict=True,
+                )
 
     # ---- assembling the result file --------------------------------------------------------
 

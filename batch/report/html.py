@@ -118,7 +118,7 @@ def _cards(r: Report) -> str:
               f"{count(t.usage_rows)} billed, {count(r.rows_without_usage)} not"),
         _card("Prompt tokens", count(t.prompt_tokens), "total.prompt_tokens", t.prompt_tokens,
               f"{count(t.completion_tokens)} completion"),
-        _card("Estimate error", pct(a.error_pct), "estimate.error_pct", a.error_pct,
+        _card("Send-time estimate error", pct(a.error_pct), "estimate.error_pct", a.error_pct,
               f"{count(a.exact_rows)} of {count(a.rows)} rows exact ({share(a.exact_share)})"),
         _card("Cut short (length)", share(g.share if g.answered_rows else None), "length.share", g.share,
               f"{count(g.rows)} rows, {usd(g.cost_standard)} spent"),

@@ -11,8 +11,8 @@ reading only the columns it needs: never the answers) and keeps, whatever the fi
   then 256-token buckets up to 2^20), coarsened to a few dozen bars at the end;
 * a thinned sample of (estimated, actual) prompt tokens for the scatter plot: rows whose
   position is a multiple of a stride that doubles whenever the sample outgrows its cap;
-* per-minute token sums, only if the file has a ``completed_at`` timestamp column (the run's
-  result schema has none today: the report says so instead of drawing a guess).
+* per-minute token sums from the ``completed_at`` timestamp column (every result file of the run
+  has one; an older file without it gets a note instead of a guessed chart).
 
 Costs come from ``usage`` as billed (``prompt_tokens``, ``completion_tokens``) and the price of
 the ``model`` column, as the service named it (``gpt-4o-2024-08-06`` resolves to the ``gpt-4o``

@@ -91,6 +91,7 @@ def _length_dict(length: LengthShare) -> dict[str, Any]:
 
 def _accuracy_dict(a: Accuracy) -> dict[str, Any]:
     return {
+        "estimate_made": "at send time, per request as sent (not the figure of `batch estimate`)",
         "rows": a.rows,
         "estimated_prompt_tokens": a.estimated,
         "actual_prompt_tokens": a.actual,

@@ -90,12 +90,20 @@ def _top_rows(r: Report) -> list[str]:
     )
 
 
+_SEND_TIME = "Send-time estimate vs billed prompt tokens"
+_SEND_TIME_WHAT = (
+    "(the estimate the run made of each request as sent, OCR hint included; not the figure "
+    "`batch estimate` printed before the run)"
+)
+
+
 def _accuracy(r: Report) -> list[str]:
     a = r.accuracy
     if not a.rows:
-        return ["Estimate vs actual prompt tokens: no row has both an estimate and billed usage"]
+        return [f"{_SEND_TIME}: no row has both an estimate and billed usage"]
     lines = [
-        f"Estimate vs actual prompt tokens ({count(a.rows)} rows with both):",
+        f"{_SEND_TIME} ({count(a.rows)} rows with both):",
+        f"  {_SEND_TIME_WHAT}",
         f"  estimated {count(a.estimated)}, billed {count(a.actual)}: error {a.error:+,} tokens ({pct(a.error_pct)})",
         f"  exact rows {count(a.exact_rows)} ({share(a.exact_share)}); within 1%: {count(a.within_1pct_rows)}; "
         f"mean absolute error per row {pct(a.mean_abs_pct_error, signed=False)}",

@@ -15,11 +15,10 @@ import asyncio
 import math
 import os
 import random
-import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 
@@ -36,7 +35,7 @@ from ..core import (
     lookup_model,
 )
 from ..inputs import Manifest
-from ..ledger import ResultStore, result_layout
+from ..ledger import ResultStore, result_layout, write_failure
 from ..ocr import check_ocr_setup, vision_key
 from ..plan import OcrAccess, Planner, RequestBuilder
 from ..send import (
@@ -51,6 +50,7 @@ from .merge import PartResult, merge_parts
 from .progress import ProgressBar, RunSummary, Tally
 from .rows import RowParts, RowRequests
 from .sender import RequestSender
+from .stopping import Stopper
 
 _MIN_WINDOW, _MAX_WINDOW, _UNLIMITED_WINDOW = 2, 1024, 64
 
@@ -64,10 +64,14 @@ class Runner:
         environ: Mapping[str, str] | None = None,
         show_progress: bool = True,
         seed: int | None = None,
+        on_send: Callable[[], None] | None = None,
+        progress_every: float = 10.0,
     ) -> None:
+        self._progress_every = progress_every
         self.spec = spec
+        self.on_send = on_send  # called once, when the checks passed and some row will be sent
         env = os.environ if environ is None else environ
-        self.model = lookup_model(spec.endpoint.model)
+        self.model = lookup_model(spec.endpoint.model, spec.endpoint.catalogue)
         self.target = Target.from_spec(spec.endpoint)
         self.credential = credential if credential is not None else credential_for(spec.endpoint, env)
         self.manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
@@ -89,8 +93,8 @@ class Runner:
         self.tally = Tally(self.info.num_rows)
         self._rng = random.Random(seed)
         self._show_progress = show_progress
-        self._stop_reason: str | None = None
-        self._stop = asyncio.Event()
+        self._stopper = Stopper()
+        self._stop = self._stopper.event
         self.sender = RequestSender(spec, self.target, self.limiter, self.tally, self._stop, self._halt, rng=self._rng)
         self._flush_wanted = asyncio.Event()
         self._writer_done = asyncio.Event()
@@ -132,10 +136,11 @@ class Runner:
         plan = row.plan
         return merge_parts(item.index, parts, plan.detail, started=started, document=plan.is_document, unit=plan.unit)
 
+    def _on_wire(self) -> int:
+        return self.sender.on_wire
+
     def _halt(self, reason: str) -> None:
-        if self._stop_reason is None:
-            self._stop_reason = reason
-        self._stop.set()
+        self._stopper.halt(reason)
 
     # ---- the pool -----------------------------------------------------------------------------
 
@@ -158,11 +163,20 @@ class Runner:
         done_before = await asyncio.to_thread(self.store.open)
         self.tally.already_done, self.tally.retried = done_before, self.store.retried
         if done_before < self.info.num_rows:
+            if self.on_send is not None:
+                self.on_send()
             await self._run_pool(done_before)
         complete = bool(self.store.done.all())
         if complete:
-            await asyncio.to_thread(self.store.assemble, self.manifest)
-        summary = RunSummary(self.spec.output.path, self.tally, time.monotonic() - started, complete, self._stop_reason)
+            try:
+                await asyncio.to_thread(self.store.assemble, self.manifest)
+            except OSError as exc:
+                complete = False
+                self._halt(write_failure(self.spec.output.path, exc))
+        meter = CostMeter(load_prices(), self.spec.endpoint.model)
+        await asyncio.to_thread(self.tally.count_output_cost, self.store.recorded_usage(), meter)
+        wall_s = time.monotonic() - started
+        summary = RunSummary(self.spec.output.path, self.tally, wall_s, complete, self._stopper.reason)
         if not complete:
             raise RunStopped(summary.render())
         return summary
@@ -170,11 +184,9 @@ class Runner:
     async def _run_pool(self, done_before: int) -> None:
         window = Window(self._window_target())
         items: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=256)
-        bar = ProgressBar(self.info.num_rows, done_before, enabled=self._show_progress)
+        bar = ProgressBar(self.info.num_rows, done_before, enabled=self._show_progress, interval_s=self._progress_every)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._halt, f"received {signal.Signals(sig).name}")
+        self._stopper.install(loop)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         n_workers = self.spec.limits.concurrency or _MAX_WINDOW
         try:
@@ -189,9 +201,7 @@ class Runner:
                 everyone: asyncio.Future[object] = asyncio.ensure_future(asyncio.gather(*workers))
                 await asyncio.wait([everyone, stopper], return_when=asyncio.FIRST_COMPLETED)
                 if self._stop.is_set():
-                    # Give rows already on the wire a moment to land, then cancel the rest: those rows
-                    # are simply not recorded and will be sent again on resume.
-                    await asyncio.wait(workers, timeout=2.0)
+                    await self._stopper.drain(workers, self._on_wire, self.spec.endpoint.timeout_s, bar.note)
                 helpers: list[asyncio.Future[Any]] = [feeder, sizer, stopper, everyone, *workers]
                 for t in helpers:
                     t.cancel()
@@ -199,9 +209,7 @@ class Runner:
                 self._writer_done.set()
                 await writer
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.remove_signal_handler(sig)
+            self._stopper.remove(loop)
             bar.close()
             if self.rows is not None:
                 self.rows.close()
@@ -261,27 +269,17 @@ class Runner:
                     outcome = Outcome(item.index, "error", error=Failure("internal_error", message))
                 if outcome is not None:
                     # Journaled before the row leaves the window: a kill can lose only rows in it.
-                    self._record(outcome, bar)
+                    try:
+                        self._record(outcome, bar)
+                    except OSError as exc:  # disk full, mount turned read-only: stop, keep what is written
+                        self._halt(write_failure(self.spec.output.path, exc))
             finally:
                 await window.leave()
 
     def _record(self, o: Outcome, bar: ProgressBar) -> None:
         self.store.add(o)
-        self.tally.add(o)
-        usage, model = o.usage, o.answer.model if o.answer is not None else None
-        standard, batch = self._costs.add(
-            model, usage.prompt_tokens if usage else None, usage.completion_tokens if usage else None
-        )
-        self.tally.cost_usd += standard
-        self.tally.batch_cost_usd += batch
-        self.tally.unpriced_models |= self._costs.unpriced
-        bar.advance(
-            1,
-            tokens_per_min=self.limiter.charged_last_window(),
-            tpm=self.limiter.tpm,
-            throttled=self.tally.throttled,
-            cost_usd=self.tally.cost_usd,
-        )
+        self.tally.add(o, self._costs)
+        bar.advance(1, tokens_per_min=self.limiter.charged_last_window(), tpm=self.limiter.tpm, tally=self.tally)
         if self.store.flush_due:
             self._flush_wanted.set()
 
@@ -293,8 +291,14 @@ class Runner:
                 await asyncio.wait_for(self._flush_wanted.wait(), timeout=0.5)
             self._flush_wanted.clear()
             if store.flush_due:
-                await asyncio.to_thread(store.flush, store.take_buffer())
-        await asyncio.to_thread(store.close)
+                await self._flush(store.flush, store.take_buffer())
+        await self._flush(lambda _: store.close(), None)
+
+    async def _flush(self, write: Callable[[Any], None], taken: Any) -> None:
+        try:
+            await asyncio.to_thread(write, taken)
+        except OSError as exc:  # the journal still holds these rows: a resume recovers them
+            self._halt(write_failure(self.spec.output.path, exc))
 
     async def _resize(self, window: Window) -> None:
         while True:
@@ -304,13 +308,14 @@ class Runner:
                 await window.resize(target)
 
 
-async def run_job(
-    spec: JobSpec,
-    *,
-    credential: Credential | None = None,
-    environ: Mapping[str, str] | None = None,
-    show_progress: bool = True,
-) -> RunSummary:
+class RunOptions(TypedDict, total=False):
+    credential: Credential | None
+    environ: Mapping[str, str] | None
+    show_progress: bool
+    on_send: Callable[[], None] | None  # called once the checks passed, if any row is left to send
+    progress_every: float  # seconds between plain progress lines when stderr is not a terminal
+
+
+async def run_job(spec: JobSpec, **options: Unpack[RunOptions]) -> RunSummary:
     """Run (or resume) a job to completion. Raises RunStopped if it stops early, state kept."""
-    runner = Runner(spec, credential=credential, environ=environ, show_progress=show_progress)
-    return await runner.run()
+    return await Runner(spec, **options).run()
