@@ -12,13 +12,13 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from .core import BatchError, JobSpec, RunStopped, apply_endpoint_env, load_spec, with_overrides
-from .run import run_job
-from .send import KeyCredential
+from .run import cancel_batches, run_batch_route, run_job
+from .send import Credential, KeyCredential, credential_for
 
 EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -98,6 +98,12 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="send again the rows that ended in these error codes (comma-separated; none given: every error)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--route", choices=["online", "batch"], help="online chat calls, or the Batch API (half price)")
+    run.add_argument("--poll-seconds", type=_non_negative_int, metavar="N", help="batch route: seconds between polls")
+    run.add_argument("--detach", action="store_true", help="batch route: submit and exit; run again to collect")
+    cancel = sub.add_parser("cancel", help="cancel the active batches of a batch-route job")
+    cancel.add_argument("job", metavar="JOB.toml")
+    cancel.add_argument("--out", metavar="PATH", help="result Parquet path instead of the job's")
 
 
 def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -172,7 +178,29 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"estimate": _estimate, "report": _report}
+def _cancel(args: argparse.Namespace) -> int:
+    spec = apply_endpoint_env(with_overrides(load_spec(args.job), out=args.out, route="batch"), os.environ)
+    ids = asyncio.run(cancel_batches(spec, credential_for(spec.endpoint, os.environ)))
+    print(f"asked the service to cancel {len(ids)} batch(es); run the job again to collect what they finished")
+    return EXIT_OK
+
+
+def _go(spec: JobSpec, show: bool, detach: bool, credential: Credential | None, environ: Mapping[str, str]) -> int:
+    """Run the job on its route and print the summary (the batch route may detach after submitting)."""
+    if spec.run.route == "batch":
+        summary = asyncio.run(
+            run_batch_route(spec, credential or credential_for(spec.endpoint, environ), detach=detach)
+        )
+        if not summary.complete:
+            print(f"submitted; run the same command again (without --detach) to collect into {spec.output.path}")
+            return EXIT_OK
+    else:
+        summary = asyncio.run(run_job(spec, credential=credential, environ=environ, show_progress=show))
+    print(summary.render())
+    return EXIT_OK
+
+
+_COMMANDS = {"estimate": _estimate, "report": _report, "cancel": _cancel}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -189,27 +217,38 @@ def _run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         concurrency=args.concurrency,
         retry_errors=args.retry_errors,
+        route=args.route,
+        poll_seconds=args.poll_seconds,
     )
     spec = apply_endpoint_env(spec, os.environ)
     show = not args.no_progress
     if spec.uses_embedded_emulator:
-        return _run_on_embedded_emulator(spec, show)
-    summary = asyncio.run(run_job(spec, show_progress=show))
-    print(summary.render())
-    return EXIT_OK
+        return _run_on_embedded_emulator(spec, show, args.detach)
+    return _go(spec, show, args.detach, None, os.environ)
 
 
-def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
+def _run_on_embedded_emulator(spec: JobSpec, show: bool, detach: bool = False) -> int:
     from .emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
 
     key = secrets.token_urlsafe(24)  # lives only in this process
     tpm = spec.emulator.tpm or spec.limits.tpm or 60000
     latency = LatencyModel.zero() if spec.emulator.latency == "zero" else LatencyModel.realistic()
+    batch = spec.run.route == "batch"  # a Global-Batch deployment whose batches take 2 s, polled every second
     config = EmulatorConfig(
-        deployments=[Deployment(name=spec.endpoint.deployment, model=spec.endpoint.model, tpm=tpm)],
+        deployments=[
+            Deployment(
+                name=spec.endpoint.deployment,
+                model=spec.endpoint.model,
+                tpm=10**9 if batch else tpm,
+                global_batch=batch,
+            )
+        ],
         api_keys=frozenset({key}),
         latency=latency,
+        batch_seconds=2.0,
     )
+    if batch:
+        spec = replace(spec, run=replace(spec.run, poll_seconds=min(spec.run.poll_seconds, 1.0)))
     with EmbeddedEmulator(config) as emu:
         print(
             f"no endpoint configured: using the embedded emulator at {emu.url} "
@@ -223,9 +262,7 @@ def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
         if spec.ocr.vision_endpoint is None:  # the emulator also serves the Vision routes
             spec = replace(spec, ocr=replace(spec.ocr, vision_endpoint=emu.url))
             environ[spec.ocr.vision_key_env] = key
-        summary = asyncio.run(run_job(spec, credential=credential, environ=environ, show_progress=show))
-    print(summary.render())
-    return EXIT_OK
+        return _go(spec, show, detach, credential, environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

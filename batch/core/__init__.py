@@ -34,6 +34,7 @@ from .records import (
     Sent,
     Status,
     Usage,
+    Via,
     WorkItem,
 )
 from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode
@@ -73,6 +74,7 @@ __all__ = [
     "RowError",
     "RunStopped",
     "Sent",
+    "Via",
     "SpecError",
     "Status",
     "ThrottleKind",

@@ -43,6 +43,6 @@ def enqueued_quota(deployment: Deployment) -> int:
     if deployment.enqueued_tokens is not None:
         return deployment.enqueued_tokens
     for prefix, quota in _DEFAULT_QUOTAS:
-        if deployment.model.startswith(prefix):
+        if deployment.model == prefix or deployment.model.startswith(prefix + "-"):
             return quota
     return _FALLBACK_QUOTA

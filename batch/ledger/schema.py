@@ -22,6 +22,7 @@ from ..core import (
     Point,
     Sent,
     Usage,
+    Via,
 )
 
 __all__ = [
@@ -83,6 +84,8 @@ RESULT_SCHEMA = pa.schema(
         ("ocr_text", pa.string()),
         ("grounding", GROUNDING_TYPE),
         ("completed_at", pa.timestamp("ms", tz="UTC")),
+        ("route", pa.string()),
+        ("batch_id", pa.string()),
     ]
 )
 RESULT_COLUMNS = RESULT_SCHEMA.names
@@ -118,6 +121,8 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
         "ocr_text": o.ocr_text,
         "grounding": [_line_dict(line) for line in o.grounding] if o.grounding is not None else None,
         "completed_at": o.completed_at,
+        "route": o.via.route if o.via is not None else "online",
+        "batch_id": o.via.batch_id if o.via is not None else None,
     }
 
 
@@ -186,6 +191,7 @@ def outcome_from_json(d: dict[str, Any]) -> Outcome:
         latency_ms=d["latency_ms"],
         request_id=d["request_id"],
         completed_at=d["completed_at"],
+        via=Via(d["route"], d.get("batch_id")) if d.get("route", "online") != "online" else None,
     )
 
 
