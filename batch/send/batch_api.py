@@ -32,7 +32,7 @@ from .status import make_api_error
 __all__ = ["BatchApi", "batch_line_url"]
 
 #: Control calls per second: a status poll per shard must not crowd out the service.
-_CALLS_PER_SECOND = 5.0
+_CALLS_PER_SECOND = 20.0
 
 
 def batch_line_url(kind: str) -> str:

@@ -152,6 +152,9 @@ class BatchRoute:
             await self._poll_round()
             if self.book.active():
                 await asyncio.sleep(self.spec.run.poll_seconds)
+        for record in list(self.book.shards.values()):  # merged before a kill, not yet cleaned up
+            if record.merged:
+                await self.ship.clean(record, outputs=self.spec.run.delete_output_files)
 
     async def _poll_round(self) -> None:
         for record in list(self.book.active()):
@@ -179,7 +182,7 @@ class BatchRoute:
         if again:
             await asyncio.to_thread(self._write_resubmits, n, again)
         self.book.record(n, merged=True, status=got.status)
-        await self.ship.clean(record, got, outputs=self.spec.run.delete_output_files)
+        await self.ship.clean(record, outputs=self.spec.run.delete_output_files)
 
     def _write_resubmits(self, number: int, again: list[LineMeta]) -> None:
         """Copy the lines to resubmit from their shard into new shards (submitted by the poll loop)."""

@@ -148,14 +148,14 @@ class Shipper:
             return b""  # e.g. a completed batch whose every line failed has no output file
         return await self.api.content(str(file_id))
 
-    async def clean(self, record: ShardRecord, downloaded: Downloaded | None, *, outputs: bool) -> None:
+    async def clean(self, record: ShardRecord, *, outputs: bool) -> None:
         """Delete the input file (and, if asked, the output files) once merged."""
         if record.cleaned or record.file_id is None:
             return
         try:
             await self.api.delete(record.file_id)
-            if outputs and downloaded is not None:
-                batch = await self.api.retrieve(downloaded.batch_id)
+            if outputs and record.batch_id is not None:
+                batch = await self.api.retrieve(record.batch_id)
                 for key in ("output_file_id", "error_file_id"):
                     if batch.get(key):
                         await self.api.delete(str(batch[key]))
