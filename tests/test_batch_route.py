@@ -180,3 +180,22 @@ def test_a_standard_deployment_fails_the_batch_with_its_code(
     out = rows(tmp_path / "out/results.parquet")
     assert {r["error_code"] for r in out} == {"model_not_found"}
     assert "model_not_found" in capsys.readouterr().err
+
+
+def test_estimate_predicts_the_shards_the_run_writes(
+    tmp_path: Path, emu: EmbeddedEmulator, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    s = Sample(tmp_path, 9)
+    job = s.job(emu.url, deployment="bulk", extra='[run]\nroute = "batch"\nshard_lines = 4\n')
+    assert main(["estimate", str(job), "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)["batch_route"]
+    assert run(job) == 0
+    log = (tmp_path / "out/results.parquet.parts/batch/shards.jsonl").read_text().splitlines()
+    written = [json.loads(line) for line in log if '"lines"' in line]
+    assert predicted["shards"] == len(written) == 3 and predicted["requests"] == 9
+    assert predicted["quota"] == 200_000_000 and predicted["waves"] == 1
+    actual_bytes = sum(w["bytes"] for w in written)
+    assert abs(predicted["request_bytes"] - actual_bytes) / actual_bytes < 0.15
+    assert predicted["enqueued_tokens"] == sum(w["tokens"] for w in written)  # the same plan, the same tokens

@@ -1,5 +1,6 @@
 """The values every stage shares: errors, typed records, the job spec, the model catalogue and prices."""
 
+from .batch_limits import DEFAULT_ENQUEUED_TOKENS, LINES_PER_FILE, MAX_FILE_BYTES, default_enqueued_tokens
 from .catalogue import ModelInfo, PatchRule, TileRule, lookup_model
 from .errors import (
     ApiError,
@@ -41,6 +42,10 @@ from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode
 from .spec import apply_endpoint_env, load_spec, with_overrides
 
 __all__ = [
+    "DEFAULT_ENQUEUED_TOKENS",
+    "LINES_PER_FILE",
+    "MAX_FILE_BYTES",
+    "default_enqueued_tokens",
     "Answer",
     "ApiError",
     "BatchError",

@@ -47,6 +47,7 @@ from .model import (
     Totals,
 )
 from .scan import Scan, Sums, Target, compare_targets
+from .shards import batch_shards
 
 __all__ = ["estimate_job"]
 
@@ -96,7 +97,6 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
     everything = Sums()
     for s in acc.by_detail.values():
         everything.add(s)
-    max_out = everything.max_completion
 
     def totals(price: Price, counts: Sums, image_tok: int, text_tok: int, max_completion: int) -> Totals:
         return _totals(price, counts, image_tok, text_tok, max_completion, expected, tpm, rpm)
@@ -115,7 +115,7 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
                 everything,
                 acc.grid_images[i, mode],
                 acc.text_by_tokenizer[target.info.tokenizer],
-                max_out,
+                everything.max_completion,
             ),
         )
         for i, target in enumerate(acc.targets)
@@ -149,6 +149,7 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
         what_if=what_if,
         addons_if_enabled=addons,
         notes=tuple(_notes(spec, main, expected, sources, acc.remote_size, by_detail, tpm, bool(addons))),
+        batch_route=batch_shards(spec, total.requests, acc.request_bytes, total.admission_tokens),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from ..core import Price
 from ..plan import REMOTE_IMAGE_SIZE
+from .shards import BatchShards
 
 #: Models the what-if table compares with by default (the job's own model is left out of them).
 DEFAULT_COMPARE = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini")
@@ -109,6 +110,7 @@ class EstimateReport:
     what_if: tuple[Scenario, ...]
     addons_if_enabled: Mapping[str, float]
     notes: tuple[str, ...]
+    batch_route: BatchShards | None = None
 
     @property
     def rows_skipped(self) -> int:
@@ -146,6 +148,7 @@ class EstimateReport:
             ],
             "addons_if_enabled": dict(self.addons_if_enabled),
             "notes": list(self.notes),
+            "batch_route": self.batch_route.to_dict() if self.batch_route is not None else None,
         }
 
 

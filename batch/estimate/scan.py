@@ -7,15 +7,17 @@ with the number of rows. Turning the sums into costs and times is :mod:`batch.es
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..core import DETAILS, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
 from ..inputs import MAX_BYTES
-from ..plan import Planner, Refusal
+from ..plan import Planner, Refusal, RequestPlan
 from ..tokens import chat_prompt_tokens, image_tokens
 from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
+from .shards import LINE_FRAMING_BYTES
 
 __all__ = ["Scan", "Sums", "Target", "compare_targets"]
 
@@ -84,6 +86,7 @@ class Scan:
     sources: dict[str, int] = field(default_factory=lambda: {"local": 0, "inline": 0, "remote": 0, "oversize": 0})
     skipped: dict[str, int] = field(default_factory=dict)
     examples: list[SkippedRow] = field(default_factory=list)
+    request_bytes: int = 0  # the Batch route's lines, estimated (see ``shards``)
 
     def __post_init__(self) -> None:
         # The run's own request plan: same rules, same base folder, same outside-path rule.
@@ -127,11 +130,18 @@ class Scan:
         sums.image_tokens += plan.image_tokens
         sums.text_tokens += texts[main_tokenizer]
         sums.max_completion += plan.max_tokens * requests
+        self.request_bytes += _request_bytes(plan, len(self.spec.prompt.system), requests)
 
     def _skip(self, item: WorkItem, code: str, message: str) -> None:
         self.skipped[code] = self.skipped.get(code, 0) + 1
         if len(self.examples) < _MAX_EXAMPLES:
             self.examples.append(SkippedRow(item.id, code, message))
+
+
+def _request_bytes(plan: RequestPlan, system_chars: int, requests: int) -> int:
+    """The plan's lines as the Batch route writes them: base64 grows a file by 4/3."""
+    image = len(plan.ref) if plan.source in ("remote", "inline") else math.ceil((plan.file_bytes or 0) * 4 / 3)
+    return image + requests * (LINE_FRAMING_BYTES + system_chars + len(plan.user_text.encode()))
 
 
 @lru_cache(maxsize=65536)

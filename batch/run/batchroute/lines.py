@@ -18,13 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ...core import LINES_PER_FILE, MAX_FILE_BYTES
 from ...ledger import LineMeta, ShardBook
 
 __all__ = ["LineOut", "ShardLimits", "ShardWriter", "custom_id_of", "line_bytes"]
-
-#: Input file size limit of every Batch API (bytes), with a margin for the multipart envelope.
-MAX_FILE_BYTES = 200 * 1000 * 1000
-LINES_PER_FILE = {"azure": 100_000, "azure-v1": 50_000, "openai": 50_000}
 
 
 @dataclass(frozen=True, slots=True)

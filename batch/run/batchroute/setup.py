@@ -14,7 +14,7 @@ import random
 
 import aiohttp
 
-from ...core import JobSpec, ModelInfo, SpecError, lookup_model
+from ...core import DEFAULT_ENQUEUED_TOKENS, JobSpec, ModelInfo, SpecError, default_enqueued_tokens, lookup_model
 from ...inputs import Manifest, ManifestInfo
 from ...ledger import ResultStore
 from ...ocr import check_ocr_setup
@@ -22,25 +22,15 @@ from ...plan import OcrAccess, Planner, RequestBuilder
 from ...send import RetryPolicy, Target
 from ..rows import RowRequests
 
-__all__ = ["DEFAULT_ENQUEUED_TOKENS", "RouteSetup", "enqueued_quota"]
-
-#: Azure Global Batch default enqueued-token quotas, by model prefix (longest first).
-DEFAULT_ENQUEUED_TOKENS: tuple[tuple[str, int], ...] = (
-    ("gpt-4o-mini", 1_000_000_000),
-    ("gpt-4o", 200_000_000),
-    ("gpt-4-turbo", 80_000_000),
-    ("gpt-35-turbo", 1_000_000_000),
-    ("gpt-4", 30_000_000),
-)
+__all__ = ["RouteSetup", "enqueued_quota"]
 
 
 def enqueued_quota(spec: JobSpec) -> int:
     if spec.run.enqueued_tokens is not None:
         return spec.run.enqueued_tokens
-    model = spec.endpoint.model.lower()
-    for prefix, quota in DEFAULT_ENQUEUED_TOKENS:
-        if model == prefix or model.startswith(prefix + "-"):  # gpt-4 is not gpt-4.1
-            return quota
+    quota = default_enqueued_tokens(spec.endpoint.model)
+    if quota is not None:
+        return quota
     known = ", ".join(p for p, _ in DEFAULT_ENQUEUED_TOKENS)
     raise SpecError(
         f"[run].enqueued_tokens: no default enqueued-token quota is known for model {spec.endpoint.model!r} "
