@@ -101,6 +101,9 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--route", choices=["online", "batch"], help="online chat calls, or the Batch API (half price)")
     run.add_argument("--poll-seconds", type=_non_negative_int, metavar="N", help="batch route: seconds between polls")
     run.add_argument("--detach", action="store_true", help="batch route: submit and exit; run again to collect")
+    run.add_argument(
+        "--finish-online", action="store_true", help="batch route: send what expired batches left undone online"
+    )
     cancel = sub.add_parser("cancel", help="cancel the active batches of a batch-route job")
     cancel.add_argument("job", metavar="JOB.toml")
     cancel.add_argument("--out", metavar="PATH", help="result Parquet path instead of the job's")
@@ -185,11 +188,14 @@ def _cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _go(spec: JobSpec, show: bool, detach: bool, credential: Credential | None, environ: Mapping[str, str]) -> int:
+def _go(
+    spec: JobSpec, show: bool, args: argparse.Namespace, credential: Credential | None, environ: Mapping[str, str]
+) -> int:
     """Run the job on its route and print the summary (the batch route may detach after submitting)."""
     if spec.run.route == "batch":
+        key = credential or credential_for(spec.endpoint, environ)
         summary = asyncio.run(
-            run_batch_route(spec, credential or credential_for(spec.endpoint, environ), detach=detach)
+            run_batch_route(spec, key, detach=args.detach, finish_online=args.finish_online, environ=environ)
         )
         if not summary.complete:
             print(f"submitted; run the same command again (without --detach) to collect into {spec.output.path}")
@@ -223,11 +229,11 @@ def _run(args: argparse.Namespace) -> int:
     spec = apply_endpoint_env(spec, os.environ)
     show = not args.no_progress
     if spec.uses_embedded_emulator:
-        return _run_on_embedded_emulator(spec, show, args.detach)
-    return _go(spec, show, args.detach, None, os.environ)
+        return _run_on_embedded_emulator(spec, show, args)
+    return _go(spec, show, args, None, os.environ)
 
 
-def _run_on_embedded_emulator(spec: JobSpec, show: bool, detach: bool = False) -> int:
+def _run_on_embedded_emulator(spec: JobSpec, show: bool, args: argparse.Namespace) -> int:
     from .emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
 
     key = secrets.token_urlsafe(24)  # lives only in this process
@@ -262,7 +268,7 @@ def _run_on_embedded_emulator(spec: JobSpec, show: bool, detach: bool = False) -
         if spec.ocr.vision_endpoint is None:  # the emulator also serves the Vision routes
             spec = replace(spec, ocr=replace(spec.ocr, vision_endpoint=emu.url))
             environ[spec.ocr.vision_key_env] = key
-        return _go(spec, show, detach, credential, environ)
+        return _go(spec, show, args, credential, environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

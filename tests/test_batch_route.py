@@ -199,3 +199,18 @@ def test_estimate_predicts_the_shards_the_run_writes(
     actual_bytes = sum(w["bytes"] for w in written)
     assert abs(predicted["request_bytes"] - actual_bytes) / actual_bytes < 0.15
     assert predicted["enqueued_tokens"] == sum(w["tokens"] for w in written)  # the same plan, the same tokens
+
+
+def test_finish_online_sends_what_an_expired_batch_left_undone(tmp_path: Path, env: dict[str, str]) -> None:
+    s = Sample(tmp_path, 12)
+    with batch_emulator(batch_seconds=2.0, batch_expire_seconds=0.9) as emu:
+        job = s.job(emu.url, deployment="bulk")
+        assert run(job, "--finish-online") == 0
+        online = [r for r in emu.requests() if r.get("route") == "azure"]  # the job's classic online route
+        jobs = list(batch_state(emu).jobs.values())
+    out = rows(tmp_path / "out/results.parquet")
+    assert [r["status"] for r in out] == ["ok"] * 12
+    assert len(jobs) == 1 and jobs[0].status == "expired"  # nothing resubmitted as a batch
+    by_route = [r["route"] for r in out]
+    assert 0 < by_route.count("online") == len(online) < 12
+    assert all(f"sha256:{s.digests[i][:16]}" in r["answer"] for i, r in enumerate(out))

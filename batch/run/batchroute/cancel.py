@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Mapping
+from dataclasses import replace
 
 import aiohttp
 
@@ -11,17 +13,31 @@ from ...core import JobSpec
 from ...ledger import ShardBook
 from ...send import BatchApi, Credential
 from ..progress import RunSummary
+from ..runner import run_job
 from .route import BatchRoute
 from .setup import RouteSetup
 
 __all__ = ["cancel_batches", "run_batch_route"]
 
 
-async def run_batch_route(spec: JobSpec, credential: Credential, *, detach: bool = False) -> RunSummary:
-    """Run the job through the Batch API; RunStopped if it stops early (state kept)."""
-    route = BatchRoute(spec, RouteSetup(spec), credential, detach=detach)
+async def run_batch_route(
+    spec: JobSpec,
+    credential: Credential,
+    *,
+    detach: bool = False,
+    finish_online: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> RunSummary:
+    """Run the job through the Batch API; RunStopped if it stops early (state kept). With
+    ``finish_online``, rows an expired batch left undone then go through the online route."""
+    route = BatchRoute(spec, RouteSetup(spec), credential, detach=detach, finish_online=finish_online)
     try:
-        return await route.run()
+        summary = await route.run()
+        if finish_online and not summary.complete:
+            print("batch: sending what expired batches left undone through the online route", file=sys.stderr)
+            online = replace(spec, run=replace(spec.run, route="online"))
+            return await run_job(online, credential=credential, environ=environ, show_progress=False)
+        return summary
     finally:
         close = getattr(credential, "close", None)
         if close is not None:

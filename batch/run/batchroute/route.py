@@ -5,7 +5,9 @@ neither done nor in an unmerged shard are planned (the SAME planner and body com
 online route), written into shards and each shard submitted as it closes, while the enqueued
 tokens of active shards leave room; (3) active shards are polled every ``poll_seconds`` and each
 finished one is merged into the result store, its retryable lines written into a new shard; (4)
-with every row done, the result file is assembled. ``detach`` stops after (2).
+with every row done, the result file is assembled. ``detach`` stops after (2); with
+``finish_online``, what an expired batch left undone is not resubmitted but left to the online
+route, which the caller runs next.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ __all__ = ["BatchRoute"]
 
 
 class BatchRoute:
-    def __init__(self, spec: JobSpec, setup: RouteSetup, credential: Credential, *, detach: bool) -> None:
+    def __init__(
+        self, spec: JobSpec, setup: RouteSetup, credential: Credential, *, detach: bool, finish_online: bool = False
+    ) -> None:
         self.spec = spec
+        self.finish_online = finish_online
         self.setup = setup
         self.credential = credential
         self.detach = detach
@@ -74,7 +79,7 @@ class BatchRoute:
         if complete:
             await asyncio.to_thread(store.assemble, self.setup.manifest)
         summary = RunSummary(self.spec.output.path, self.tally, time.monotonic() - started, complete)
-        if not complete and not self.detach:
+        if not complete and not self.detach and not self.finish_online:
             raise RunStopped(summary.render())
         return summary
 
@@ -179,6 +184,8 @@ class BatchRoute:
                 self._record(o)
         await asyncio.to_thread(store.close)
         again = [m for m in again if self.book.claimed[m.row] <= n]
+        if got.status == "expired" and self.finish_online:
+            again = []  # left undone here: the online route sends them once the batches are merged
         if again:
             await asyncio.to_thread(self._write_resubmits, n, again)
         self.book.record(n, merged=True, status=got.status)
