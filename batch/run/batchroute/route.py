@@ -110,6 +110,8 @@ class BatchRoute:
     async def _write_new_rows(self, rows: RowRequests) -> None:
         store = self.setup.store
         skip = store.done | self.book.open_rows()
+        if self.finish_online:  # rows an expired batch left undone are the online route's
+            skip |= self.book.claimed > 0
         for item in self.setup.manifest.items(skip=skip):
             lines = await self._plan_row(rows, item)
             if lines is None:
