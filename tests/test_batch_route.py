@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,23 @@ def test_finish_online_sends_what_an_expired_batch_left_undone(tmp_path: Path, e
     by_route = [r["route"] for r in out]
     assert 0 < by_route.count("online") == len(online) < 12
     assert all(f"sha256:{s.digests[i][:16]}" in r["answer"] for i, r in enumerate(out))
+
+
+def test_an_unknown_status_stops_the_run_naming_it_and_keeps_the_state(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = Sample(tmp_path, 3)
+    with batch_emulator(batch_seconds=3.0) as emu:
+        job = s.job(emu.url, deployment="bulk")
+        assert run(job, "--detach") == 0
+        (only,) = batch_state(emu).jobs.values()
+        while only.status != "in_progress":  # it stays so for ~2 s before the emulator marks it again
+            time.sleep(0.01)
+        only.status = "paused"  # a status the docs do not list (the service's own state, set by hand)
+        assert run(job) == 1
+        assert "unknown status 'Paused'" in capsys.readouterr().err
+        while only.status == "paused":
+            time.sleep(0.01)
+        assert run(job) == 0  # the service moved on: the same batch is collected
+        assert len(batch_state(emu).jobs) == 1
+    assert [r["status"] for r in rows(tmp_path / "out/results.parquet")] == ["ok"] * 3

@@ -96,6 +96,7 @@ class ShardBook:
     shards: dict[int, ShardRecord] = field(default_factory=dict)
     #: the last shard each row was written into (0: none yet)
     claimed: npt.NDArray[np.int32] = field(init=False)
+    _next: int = field(default=1, init=False)
 
     def __post_init__(self) -> None:
         self.claimed = np.zeros(self.num_rows, dtype=np.int32)
@@ -151,7 +152,10 @@ class ShardBook:
         return record
 
     def next_number(self) -> int:
-        return max(self.shards, default=0) + 1
+        """A shard number no other writer holds, recorded or still being written."""
+        number = max(self._next, max(self.shards, default=0) + 1)
+        self._next = number + 1
+        return number
 
     def shard_path(self, number: int) -> Path:
         return self.folder / f"shard-{number:05d}.jsonl"

@@ -111,8 +111,6 @@ class ShardWriter:
 
     def _start(self) -> None:
         number = self.book.next_number()
-        while number in self.book.shards:
-            number += 1
         self._number = number
         self._lines = self.book.shard_path(number).with_suffix(".jsonl.tmp").open("wb")
         self._metas = self.book.meta_path(number).with_suffix(".tmp").open("wb")
