@@ -222,3 +222,13 @@ def test_content_filter_and_5xx_lines_land_in_the_error_file() -> None:
         assert errors["f-0"]["status_code"] == 400 and errors["f-0"]["body"]["error"]["code"] == "content_filter"
         assert errors["b-0"]["status_code"] == 500
         assert {line["custom_id"] for line in jsonl(emu, batch["output_file_id"])} == {"row-0", "row-1"}
+
+
+def test_files_beyond_the_cap_are_refused_until_some_are_deleted() -> None:
+    with EmbeddedEmulator(batch_config(max_files=2)) as emu:
+        first = call(emu, "POST", f"/openai/files?{V}", lines(1))[1]
+        assert call(emu, "POST", f"/openai/files?{V}", lines(1))[0] == 200
+        status, refused = call(emu, "POST", f"/openai/files?{V}", lines(1))
+        assert status == 400 and refused["error"]["code"] == "quota_exceeded"
+        assert call(emu, "DELETE", f"/openai/files/{first['id']}?{V}")[1]["deleted"] is True
+        assert call(emu, "POST", f"/openai/files?{V}", lines(1))[0] == 200
