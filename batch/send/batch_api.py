@@ -31,6 +31,8 @@ from .status import make_api_error
 
 __all__ = ["BatchApi", "batch_line_url"]
 
+#: Uploaded input files expire after 14 days (the shortest Azure allows), in case a job is abandoned.
+UPLOAD_EXPIRES_S = 14 * 24 * 3600
 #: Control calls per second: a status poll per shard must not crowd out the service.
 _CALLS_PER_SECOND = 20.0
 
@@ -74,6 +76,9 @@ class BatchApi:
         def form() -> aiohttp.FormData:
             f = aiohttp.FormData()
             f.add_field("purpose", "batch")
+            if self.target.kind != "azure":  # the v1 and OpenAI APIs take it: the file cap becomes 10,000
+                f.add_field("expires_after[anchor]", "created_at")
+                f.add_field("expires_after[seconds]", str(UPLOAD_EXPIRES_S))
             f.add_field("file", data, filename=filename, content_type="application/jsonl")
             return f
 
