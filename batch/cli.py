@@ -17,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from .core import BatchError, JobSpec, RunStopped, apply_endpoint_env, load_spec, with_overrides
-from .run import RunOptions, run_job
-from .send import KeyCredential
+from .run import RunOptions, cancel_batches, run_batch_route, run_job
+from .send import KeyCredential, credential_for
 
 EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -108,6 +108,15 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--schema", metavar="FILE", help="JSON Schema for structured answers instead of [output].schema")
     every = "when stderr is not a terminal (a log, a pipe): one plain progress line every S seconds (10)"
     run.add_argument("--progress-every", type=_positive_int, default=10, metavar="S", help=every)
+    run.add_argument("--route", choices=["online", "batch"], help="online chat calls, or the Batch API (half price)")
+    run.add_argument("--poll-seconds", type=_non_negative_int, metavar="N", help="batch route: seconds between polls")
+    run.add_argument("--detach", action="store_true", help="batch route: submit and exit; run again to collect")
+    run.add_argument(
+        "--finish-online", action="store_true", help="batch route: send what expired batches left undone online"
+    )
+    cancel = sub.add_parser("cancel", help="cancel the active batches of a batch-route job")
+    cancel.add_argument("job", metavar="JOB.toml")
+    cancel.add_argument("--out", metavar="PATH", help="result Parquet path instead of the job's")
 
 
 def _add_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -222,7 +231,14 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"estimate": _estimate, "report": _report}
+def _cancel(args: argparse.Namespace) -> int:
+    spec = apply_endpoint_env(with_overrides(load_spec(args.job), out=args.out, route="batch"), os.environ)
+    ids = asyncio.run(cancel_batches(spec, credential_for(spec.endpoint, os.environ)))
+    print(f"asked the service to cancel {len(ids)} batch(es); run the job again to collect what they finished")
+    return EXIT_OK
+
+
+_COMMANDS = {"estimate": _estimate, "report": _report, "cancel": _cancel}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -241,12 +257,30 @@ def _run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         retry_errors=args.retry_errors,
         schema=args.schema,
+        route=args.route,
+        poll_seconds=args.poll_seconds,
     )
     spec = apply_endpoint_env(spec, os.environ)
     shown: RunOptions = {"show_progress": not args.no_progress, "progress_every": args.progress_every}
     if spec.uses_embedded_emulator:
-        return _run_on_embedded_emulator(spec, shown)
-    summary = asyncio.run(run_job(spec, **shown))
+        return _run_on_embedded_emulator(spec, shown, args)
+    return _go(spec, shown, args)
+
+
+def _go(spec: JobSpec, options: RunOptions, args: argparse.Namespace) -> int:
+    """Run the job on its route and print the summary (the batch route may detach after submitting)."""
+    if spec.run.route == "batch":
+        environ = options.get("environ") or os.environ
+        credential = options.get("credential") or credential_for(spec.endpoint, environ)
+        if (announce := options.get("on_send")) is not None:
+            announce()
+        batch = run_batch_route(spec, credential, detach=args.detach, finish_online=args.finish_online, environ=environ)
+        summary = asyncio.run(batch)
+        if not summary.complete:
+            print(f"submitted; run the same command again (without --detach) to collect into {spec.output.path}")
+            return EXIT_OK
+    else:
+        summary = asyncio.run(run_job(spec, **options))
     _print_summary(summary.render())
     return EXIT_OK
 
@@ -256,17 +290,28 @@ def _print_summary(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _run_on_embedded_emulator(spec: JobSpec, shown: RunOptions) -> int:
+def _run_on_embedded_emulator(spec: JobSpec, shown: RunOptions, args: argparse.Namespace) -> int:
     from .emulator import Deployment, EmbeddedEmulator, EmulatorConfig, LatencyModel
 
     key = secrets.token_urlsafe(24)  # lives only in this process
     tpm = spec.emulator.tpm or spec.limits.tpm or 60000
     latency = LatencyModel.zero() if spec.emulator.latency == "zero" else LatencyModel.realistic()
+    batch = spec.run.route == "batch"  # a Global-Batch deployment whose batches take 2 s, polled every second
     config = EmulatorConfig(
-        deployments=[Deployment(name=spec.endpoint.deployment, model=spec.endpoint.model, tpm=tpm)],
+        deployments=[
+            Deployment(
+                name=spec.endpoint.deployment,
+                model=spec.endpoint.model,
+                tpm=10**9 if batch else tpm,
+                global_batch=batch,
+            )
+        ],
         api_keys=frozenset({key}),
         latency=latency,
+        batch_seconds=2.0,
     )
+    if batch:
+        spec = replace(spec, run=replace(spec.run, poll_seconds=min(spec.run.poll_seconds, 1.0)))
     with EmbeddedEmulator(config) as emu:
         announce = (
             f"no endpoint configured: using the embedded emulator at {emu.url} "
@@ -280,10 +325,7 @@ def _run_on_embedded_emulator(spec: JobSpec, shown: RunOptions) -> int:
             spec = replace(spec, ocr=replace(spec.ocr, vision_endpoint=emu.url))
             environ[spec.ocr.vision_key_env] = key
         announce_it = lambda: print(announce, file=sys.stderr, flush=True)  # noqa: E731 - once rows will go
-        options: RunOptions = {**shown, "credential": credential, "environ": environ, "on_send": announce_it}
-        summary = asyncio.run(run_job(spec, **options))
-    _print_summary(summary.render())
-    return EXIT_OK
+        return _go(spec, {**shown, "credential": credential, "environ": environ, "on_send": announce_it}, args)
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:

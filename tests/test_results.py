@@ -21,6 +21,7 @@ from batch.core.records import (
     Point,
     Sent,
     Usage,
+    Via,
 )
 from batch.inputs.manifest import Manifest
 from batch.ledger.journal import read_journal
@@ -161,6 +162,7 @@ def test_journal_and_parts_keep_every_field(tmp_path: Path) -> None:
         sent=Sent("low", 85, 90, "n"),
         pages=Pages((1, 2), (PartAnswer((1,), "ok", answer="p1"), PartAnswer((2,), "error", error_code="x"))),
         ocr_text="t", grounding=grounding, attempts=2, latency_ms=1.5, request_id="q", completed_at=1_700_000_000.25,
+        via=Via("batch", "batch_1"),
     )  # fmt: skip
     expected = {
         "answer": "a", "finish_reason": "stop", "prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
@@ -178,6 +180,7 @@ def test_journal_and_parts_keep_every_field(tmp_path: Path) -> None:
             {"page": 2, "text": "Total 1,234.56", "spans": [{"text": "1,234.56", "offset": 6, "length": 8,
              "polygon": [{"x": 1.0, "y": 2.0}, {"x": 3.5, "y": 2.0}, {"x": 3.5, "y": 4.0}, {"x": 1.0, "y": 4.0}]}]},
         ],
+        "route": "batch", "batch_id": "batch_1",
     }  # fmt: skip
     store = ResultStore(out, m.check(), flush_rows=1000, flush_seconds=1000)
     store.open()

@@ -34,6 +34,7 @@ def write(tmp_path: Path, text: str) -> Path:
 # What each shipped job says, as parsed: (manifest, output, detail, max_tokens, tpm, OCR mode, latency).
 SHIPPED = {
     "caption-azure.toml": ("data/manifest.parquet", "out/captions.parquet", "low", 120, 450000, "off", "realistic"),
+    "caption-batch.toml": ("data/manifest.parquet", "out/caption-batch.parquet", "auto", 120, None, "off", "zero"),
     "caption-sample.toml": (
         "data/manifest.parquet",
         "out/caption-sample.parquet",
@@ -102,6 +103,7 @@ def test_shipped_jobs_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> N
     if ocr_mode == "local":
         assert spec.ocr.language == "en" and spec.ocr.hint
         assert spec.documents.dpi == 200 and spec.documents.requests == "per-page"
+    assert spec.run.route == ("batch" if name == "caption-batch.toml" else "online")
     info = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows).check()
     assert info.path == spec.input.manifest and info.num_rows > 0
     assert {"id", "image"} <= set(info.columns)

@@ -1,5 +1,6 @@
 """The values every stage shares: errors, typed records, the job spec, the model catalogue and prices."""
 
+from .batch_limits import DEFAULT_ENQUEUED_TOKENS, LINES_PER_FILE, MAX_FILE_BYTES, default_enqueued_tokens
 from .catalogue import ModelInfo, PatchRule, TileRule, lookup_model
 from .errors import (
     ApiError,
@@ -35,12 +36,17 @@ from .records import (
     Sent,
     Status,
     Usage,
+    Via,
     WorkItem,
 )
 from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode, VideoSpec
 from .spec import apply_endpoint_env, load_spec, with_overrides
 
 __all__ = [
+    "DEFAULT_ENQUEUED_TOKENS",
+    "LINES_PER_FILE",
+    "MAX_FILE_BYTES",
+    "default_enqueued_tokens",
     "Answer",
     "ApiError",
     "BatchError",
@@ -75,6 +81,7 @@ __all__ = [
     "RowError",
     "RunStopped",
     "Sent",
+    "Via",
     "SpecError",
     "Status",
     "ThrottleKind",

@@ -140,6 +140,14 @@ class Sent:
 
 
 @dataclass(frozen=True, slots=True)
+class Via:
+    """How a row went: the ``online`` chat route, or the Batch API (``batch``) in batch ``batch_id``."""
+
+    route: str
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Pages:
     """A row sent as several requests (a document's pages): the pages answered and each request's part."""
 
@@ -168,6 +176,7 @@ class Outcome:
     latency_ms: float | None = None
     request_id: str | None = None
     completed_at: float | None = None  # Unix time the outcome was recorded (set by the result store)
+    via: Via | None = None  # None: the online route
 
     def __post_init__(self) -> None:
         if self.status in ("error", "refused") and self.error is None:

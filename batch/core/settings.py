@@ -15,6 +15,8 @@ from .output_format import OutputFormat
 
 __all__ = [
     "Columns",
+    "Route",
+    "RunSpec",
     "DocumentsSpec",
     "EmulatorSpec",
     "EndpointKind",
@@ -154,6 +156,22 @@ class EmulatorSpec:
     tpm: int | None = None
 
 
+Route = Literal["online", "batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """``[run]``: how rows are sent. ``route = "batch"`` goes through the Batch API (half price,
+    results within 24 h); the other keys only matter there (see the README's Batch API route)."""
+
+    route: Route = "online"
+    poll_seconds: float = 60.0
+    max_resubmits: int = 3
+    enqueued_tokens: int | None = None  # the deployment's enqueued-token quota; None: the model's default
+    delete_output_files: bool = False
+    shard_lines: int | None = None  # lines per batch file; None: the service's limit
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     source: Path
@@ -166,6 +184,7 @@ class JobSpec:
     documents: DocumentsSpec = DocumentsSpec()
     ocr: OcrSpec = OcrSpec()
     video: VideoSpec = VideoSpec()
+    run: RunSpec = RunSpec()
 
     @property
     def uses_embedded_emulator(self) -> bool:

@@ -33,6 +33,7 @@ from .settings import (
     OcrSpec,
     OutputSpec,
     PromptSpec,
+    RunSpec,
     VideoSpec,
 )
 from .spec_schema import describe_violation, schema_at, validate_document
@@ -59,6 +60,7 @@ def build_spec(doc: Mapping[str, Any], source: Path) -> JobSpec:
         _documents_spec(doc.get("documents", {})),
         _ocr_spec(doc.get("ocr", {})),
         _video_spec(doc.get("video", {})),
+        _run_spec(doc.get("run", {})),
     )
 
 
@@ -160,6 +162,17 @@ def _video_spec(vi: Mapping[str, Any]) -> VideoSpec:
     )
 
 
+def _run_spec(ru: Mapping[str, Any]) -> RunSpec:
+    return RunSpec(
+        route=ru.get("route", "online"),
+        poll_seconds=float(ru.get("poll_seconds", 60.0)),
+        max_resubmits=ru.get("max_resubmits", 3),
+        enqueued_tokens=ru.get("enqueued_tokens"),
+        delete_output_files=ru.get("delete_output_files", False),
+        shard_lines=ru.get("shard_lines"),
+    )
+
+
 def load_spec(path: str | Path) -> JobSpec:
     """Read, validate and build a job spec. Raises SpecError with every problem listed."""
     p = Path(path)
@@ -215,6 +228,8 @@ def with_overrides(spec: JobSpec, **overrides: Any) -> JobSpec:
         "concurrency": ("limits", "concurrency"),
         "max_tokens": ("prompt", "max_tokens"),
         "retry_errors": ("output", "retry_errors"),
+        "route": ("run", "route"),
+        "poll_seconds": ("run", "poll_seconds"),
     }
     for key, value in o.items():
         if key in checks:
@@ -251,4 +266,9 @@ def with_overrides(spec: JobSpec, **overrides: Any) -> JobSpec:
     pr = s.prompt
     if "max_tokens" in o:
         pr = replace(pr, max_tokens=o["max_tokens"])
-    return replace(s, endpoint=ep, limits=li, prompt=pr)
+    ru = s.run
+    if "route" in o:
+        ru = replace(ru, route=o["route"])
+    if "poll_seconds" in o:
+        ru = replace(ru, poll_seconds=float(o["poll_seconds"]))
+    return replace(s, endpoint=ep, limits=li, prompt=pr, run=ru)

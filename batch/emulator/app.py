@@ -13,6 +13,7 @@ Routes:
 * ``GET|PUT|DELETE /_emulator/faults``  the fault rules (PUT a JSON list of rule objects to
   replace them, DELETE to clear them), admin, no auth
 * ``GET /healthz``
+* Files and Batch API on ``/openai``, ``/openai/v1`` and ``/v1`` (see ``batches``)
 
 Every response, errors, admin replies and streamed (fault) replies included, carries
 ``x-request-id`` and ``apim-request-id`` (the same uuid). Unknown paths and wrong methods get Azure's JSON 404/405
@@ -27,6 +28,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .batches import add_batch_routes
 from .chat import AZURE, AZURE_V1, EXTENSIONS, MAX_BODY_BYTES, OPENAI, chat_handler, json_response
 from .config import EmulatorConfig
 from .faults import Fault
@@ -149,4 +151,5 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_put("/_emulator/faults", _put_faults)
     app.router.add_delete("/_emulator/faults", _delete_faults)
     app.router.add_get("/healthz", _healthz)
+    add_batch_routes(app)
     return app

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from .app import create_app
+from .batch_config import parse_batch_deployment_spec
 from .config import CHARGE_RULES, WINDOW_MODES, Deployment, EmulatorConfig, parse_deployment_spec
 from .faults import FAULT_KINDS, Fault, parse_fault_specs
 from .latency import parse_latency
@@ -44,6 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=MODEL[:TPM]",
         help=f"add a deployment (repeatable; default {DEFAULT_DEPLOYMENT}); replaces the config file's list",
+    )
+    parser.add_argument(
+        "--batch-deployment",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL[:ENQUEUED_TOKENS]",
+        help="add a Global-Batch deployment (repeatable; enqueued-token quota defaults to the model's documented one)",
+    )
+    parser.add_argument(
+        "--batch-seconds", type=float, help="seconds a batch takes from validating to completed (default 30)"
+    )
+    parser.add_argument(
+        "--batch-expire-seconds", type=float, help="a batch still running after this long expires (default never)"
     )
     parser.add_argument("--config", metavar="FILE", help="TOML file with EmulatorConfig fields")
     parser.add_argument("--latency", help="realistic | zero | BASE_S,PER_TOKEN_S,JITTER (default realistic)")
@@ -91,6 +105,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         deployments = list(base.deployments)
     else:
         deployments = [parse_deployment_spec(DEFAULT_DEPLOYMENT)]
+    deployments += [parse_batch_deployment_spec(spec) for spec in args.batch_deployment]
     keys = _keys(args.api_key, env.get("EMULATOR_API_KEYS", ""), base.api_keys if base else None)
     vision_keys = _keys(
         args.vision_api_key, env.get("EMULATOR_VISION_API_KEYS", ""), base.vision_api_keys if base else None
@@ -111,6 +126,10 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         changes["vision_tps"] = args.vision_tps
     if args.ocr_threads is not None:
         changes["ocr_threads"] = args.ocr_threads
+    if args.batch_seconds is not None:
+        changes["batch_seconds"] = args.batch_seconds
+    if args.batch_expire_seconds is not None:
+        changes["batch_expire_seconds"] = args.batch_expire_seconds
     if args.fault:
         changes["faults"] = parse_fault_specs(args.fault)
     return dataclasses.replace(config, **changes)

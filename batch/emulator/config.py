@@ -57,8 +57,14 @@ class Deployment:
     rpm: int | None = None
     token_window_s: float = 60.0
     request_window_s: float = 10.0
+    #: A Global-Batch deployment: the Azure batch routes accept only these; ``enqueued_tokens``
+    #: is its enqueued-token quota (None = the model's documented default, see ``batches``).
+    global_batch: bool = False
+    enqueued_tokens: int | None = None
 
     def __post_init__(self) -> None:
+        if self.enqueued_tokens is not None and self.enqueued_tokens < 1:
+            raise ValueError(f"deployment {self.name!r}: enqueued_tokens must be >= 1, got {self.enqueued_tokens}")
         if not self.name or "/" in self.name:
             raise ValueError(f"deployment name must be non-empty and contain no '/', got {self.name!r}")
         if not self.model:
@@ -127,8 +133,16 @@ class EmulatorConfig:
     vision_tps: int = 10
     vision_api_keys: frozenset[str] | None = None
     ocr_threads: int = 2
+    #: Batch API: seconds from ``validating`` to ``completed``; a batch still running after
+    #: ``batch_expire_seconds`` (None = never) expires with partial results; ``max_files`` is
+    #: the resource's cap on stored files uploaded without ``expires_after`` (Azure: 500).
+    batch_seconds: float = 30.0
+    batch_expire_seconds: float | None = None
+    max_files: int = 500
 
     def __post_init__(self) -> None:
+        if self.batch_seconds < 0 or (self.batch_expire_seconds is not None and self.batch_expire_seconds <= 0):
+            raise ValueError("batch_seconds must be >= 0 and batch_expire_seconds > 0")
         if not self.deployments:
             raise ValueError("at least one deployment is required")
         object.__setattr__(self, "faults", tuple(self.faults))
@@ -180,22 +194,7 @@ class EmulatorConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "config") -> EmulatorConfig:
-        allowed = {
-            "deployments",
-            "api_keys",
-            "latency",
-            "charge_rule",
-            "seed",
-            "answer_tokens",
-            "send_limit_headers",
-            "window_mode",
-            "log_limit",
-            "faults",
-            "vision_tps",
-            "vision_api_keys",
-            "ocr_threads",
-        }
-        _reject_unknown(data, allowed, source)
+        _reject_unknown(data, _CONFIG_KEYS, source)
         raw_deps = data.get("deployments", [])
         if not isinstance(raw_deps, list):
             raise ValueError(f"{source}: 'deployments' must be an array of tables")
@@ -225,16 +224,49 @@ class EmulatorConfig:
             ("log_limit", int),
             ("vision_tps", int),
             ("ocr_threads", int),
+            ("max_files", int),
         ):
             if key in data:
                 value = data[key]
                 if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
                     raise ValueError(f"{source}: {key!r} must be of type {typ.__name__}, got {value!r}")
                 kwargs[key] = value
+        kwargs.update(_seconds(data, ("batch_seconds", "batch_expire_seconds"), source))
         try:
             return cls(**kwargs)
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from exc
+
+
+_CONFIG_KEYS = {
+    "deployments",
+    "api_keys",
+    "latency",
+    "charge_rule",
+    "seed",
+    "answer_tokens",
+    "send_limit_headers",
+    "window_mode",
+    "log_limit",
+    "faults",
+    "vision_tps",
+    "vision_api_keys",
+    "ocr_threads",
+    "batch_seconds",
+    "batch_expire_seconds",
+    "max_files",
+}
+
+
+def _seconds(data: Mapping[str, Any], keys: tuple[str, ...], source: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for key in keys:
+        if key in data:
+            value = data[key]
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ValueError(f"{source}: {key!r} must be a number of seconds, got {value!r}")
+            found[key] = float(value)
+    return found
 
 
 def _reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -247,7 +279,7 @@ def _deployment_from_mapping(raw: object, where: str) -> Deployment:
     if not isinstance(raw, dict):
         raise ValueError(f"{where} must be a table")
     table = cast(dict[str, Any], raw)
-    allowed = {"name", "model", "tpm", "rpm", "token_window_s", "request_window_s"}
+    allowed = {"name", "model", "tpm", "rpm", "token_window_s", "request_window_s", "global_batch", "enqueued_tokens"}
     _reject_unknown(table, allowed, where)
     if "name" not in table or "model" not in table:
         raise ValueError(f"{where}: 'name' and 'model' are required")
@@ -259,6 +291,8 @@ def _deployment_from_mapping(raw: object, where: str) -> Deployment:
             rpm=None if table.get("rpm") is None else int(table["rpm"]),
             token_window_s=float(table.get("token_window_s", 60.0)),
             request_window_s=float(table.get("request_window_s", 10.0)),
+            global_batch=bool(table.get("global_batch", False)),
+            enqueued_tokens=None if table.get("enqueued_tokens") is None else int(table["enqueued_tokens"]),
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from exc

@@ -49,6 +49,7 @@ from .model import (
     Totals,
 )
 from .scan import Scan, Sums, Target, compare_targets
+from .shards import batch_shards
 
 __all__ = ["estimate_job"]
 
@@ -102,7 +103,6 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
     everything = Sums()
     for s in acc.by_detail.values():
         everything.add(s)
-    max_out = everything.max_completion
 
     def totals(price: Price, counts: Sums, image_tok: int, text_tok: int, max_completion: int) -> Totals:
         return _totals(price, counts, image_tok, text_tok, max_completion, expected, tpm, rpm)
@@ -121,7 +121,7 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
                 everything,
                 acc.grid_images[i, mode],
                 acc.text_by_tokenizer[target.info.tokenizer],
-                max_out,
+                everything.max_completion,
             ),
         )
         for i, target in enumerate(acc.targets)
@@ -153,6 +153,7 @@ def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected:
         addons_if_enabled=addons,
         notes=tuple(_notes(spec, main, expected, sources, acc.remote_size, by_detail, tpm, bool(addons))),
         video=acc.video.totals(),
+        batch_route=batch_shards(spec, total.requests, acc.request_bytes, total.admission_tokens),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from ..core import Price
 from ..plan import REMOTE_IMAGE_SIZE
 from .hint import HintEstimate
+from .shards import BatchShards
 from .video import VideoTotals
 
 #: Models the what-if table compares with by default (the job's own model is left out of them).
@@ -114,6 +115,7 @@ class EstimateReport:
     notes: tuple[str, ...]
     video: VideoTotals | None = None  # the video rows' share of the totals, when there are any
     ocr_hint: HintEstimate | None = None  # the OCR hint's tokens, measured on a sample (an estimate)
+    batch_route: BatchShards | None = None
 
     @property
     def rows_skipped(self) -> int:
@@ -154,6 +156,7 @@ class EstimateReport:
             "notes": [*self.notes, *([self.ocr_hint.note()] if self.ocr_hint else [])],
             "video": self.video.to_dict() if self.video is not None else None,
             "ocr_hint": self.ocr_hint.to_dict() if self.ocr_hint else None,
+            "batch_route": self.batch_route.to_dict() if self.batch_route is not None else None,
         }
 
 

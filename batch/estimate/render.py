@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .model import EstimateReport, Totals
+from .shards import render_shards
 from .video import video_lines
 
 __all__ = ["render_estimate"]
@@ -55,6 +56,8 @@ def render_estimate(report: EstimateReport) -> str:
     ]
     lines += _table(headers, body, left=2)
 
+    if r.batch_route is not None:
+        lines += ["", *render_shards(r.batch_route)]
     if r.addons_if_enabled:
         shown = ", ".join(f"{name} {_usd(usd)}" for name, usd in r.addons_if_enabled.items())
         lines += ["", f"Enhancement add-ons if enabled on every image: {shown}"]

@@ -7,6 +7,7 @@ with the number of rows. Turning the sums into costs and times is :mod:`batch.es
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -14,10 +15,11 @@ from pathlib import Path
 
 from ..core import DETAILS, ImageError, JobSpec, ModelInfo, Price, PriceTable, WorkItem, lookup_model
 from ..inputs import MAX_BYTES, load_image
-from ..plan import Planner, Refusal, format_tokens, label_tokens
+from ..plan import Planner, Refusal, RequestPlan, format_tokens, label_tokens
 from ..tokens import chat_prompt_tokens, image_tokens
 from .hint import DEFAULT_OCR_SAMPLE, HintEstimate, HintSampler
 from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
+from .shards import LINE_FRAMING_BYTES
 from .video import VideoSums
 
 __all__ = ["Scan", "Sums", "Target", "compare_targets"]
@@ -95,6 +97,7 @@ class Scan:
     skipped: dict[str, int] = field(default_factory=dict)
     examples: list[SkippedRow] = field(default_factory=list)
     video: VideoSums = field(default_factory=VideoSums)
+    request_bytes: int = 0  # the Batch route's lines, estimated (see ``shards``)
 
     def __post_init__(self) -> None:
         # The run's own request plan: same rules, same base folder, same outside-path rule.
@@ -147,6 +150,7 @@ class Scan:
         sums.image_tokens += plan.image_tokens
         sums.text_tokens += texts[main_tokenizer]
         sums.max_completion += plan.max_tokens * requests
+        self.request_bytes += _request_bytes(plan, len(self.spec.prompt.system), requests)
         if plan.source == "video":
             self.video.add(plan)
 
@@ -187,6 +191,12 @@ def _sent_as_is(path: Path) -> bool:
     except OSError:
         return False
     return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _request_bytes(plan: RequestPlan, system_chars: int, requests: int) -> int:
+    """The plan's lines as the Batch route writes them: base64 grows a file by 4/3."""
+    image = len(plan.ref) if plan.source in ("remote", "inline") else math.ceil((plan.file_bytes or 0) * 4 / 3)
+    return image + requests * (LINE_FRAMING_BYTES + system_chars + len(plan.user_text.encode()))
 
 
 @lru_cache(maxsize=65536)

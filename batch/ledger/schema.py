@@ -31,6 +31,7 @@ from ..core import (
     Point,
     Sent,
     Usage,
+    Via,
 )
 from .typed import arrow_field, to_arrow_value
 
@@ -63,7 +64,8 @@ TOOL_ERROR_CODES = frozenset(
     transport_error
     invalid_json json_word_missing refused schema_mismatch truncated_json
     bad_video_sampling video_bad_range video_codec_unsupported video_corrupt video_empty video_enhancement_retired
-    video_invalid video_no_stream video_remote video_too_long""".split()
+    video_invalid video_no_stream video_remote video_too_long
+    malformed not_reported stopped too_large_for_batch""".split()
 )
 
 _POINT = pa.struct([("x", pa.float64()), ("y", pa.float64())])
@@ -112,6 +114,8 @@ RESULT_SCHEMA = pa.schema(
         ("ocr_text", pa.string()),
         ("grounding", GROUNDING_TYPE),
         ("completed_at", pa.timestamp("ms", tz="UTC")),
+        ("route", pa.string()),
+        ("batch_id", pa.string()),
     ]
 )
 RESULT_COLUMNS = RESULT_SCHEMA.names
@@ -179,6 +183,8 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
         "ocr_text": o.ocr_text,
         "grounding": [_line_dict(line) for line in o.grounding] if o.grounding is not None else None,
         "completed_at": o.completed_at,
+        "route": o.via.route if o.via is not None else "online",
+        "batch_id": o.via.batch_id if o.via is not None else None,
         **({DATA: a.data} if a is not None and a.data is not None else {}),
     }
 
@@ -254,6 +260,7 @@ def outcome_from_json(d: dict[str, Any]) -> Outcome:
         latency_ms=d["latency_ms"],
         request_id=d["request_id"],
         completed_at=d["completed_at"],
+        via=Via(d["route"], d.get("batch_id")) if d.get("route", "online") != "online" else None,
     )
 
 
