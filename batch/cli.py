@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .core import BatchError, JobSpec, RunStopped, apply_endpoint_env, load_spec, with_overrides
+from .core import BatchError, JobSpec, RunStopped, apply_endpoint_env, load_spec, with_deployments, with_overrides
 from .run import run_job
 from .send import KeyCredential
 
@@ -83,7 +83,12 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--manifest", metavar="PATH", help="manifest to use instead of the job's")
     run.add_argument("--out", metavar="PATH", help="result Parquet path instead of the job's")
     run.add_argument("--endpoint", metavar="URL", help="endpoint URL (else the job's, else env, else emulator)")
-    run.add_argument("--deployment", metavar="NAME")
+    run.add_argument(
+        "--deployment",
+        action="append",
+        metavar="NAME[:TPM[:RPM]]",
+        help="deployment to send to; repeat it for a pool of deployments on one endpoint",
+    )
     run.add_argument("--api-version", metavar="V")
     run.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
     run.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
@@ -182,7 +187,6 @@ def _run(args: argparse.Namespace) -> int:
         manifest=args.manifest,
         out=args.out,
         endpoint=args.endpoint,
-        deployment=args.deployment,
         api_version=args.api_version,
         tpm=args.tpm,
         rpm=args.rpm,
@@ -190,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         retry_errors=args.retry_errors,
     )
-    spec = apply_endpoint_env(spec, os.environ)
+    spec = apply_endpoint_env(with_deployments(spec, args.deployment), os.environ)
     show = not args.no_progress
     if spec.uses_embedded_emulator:
         return _run_on_embedded_emulator(spec, show)
@@ -206,7 +210,7 @@ def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
     tpm = spec.emulator.tpm or spec.limits.tpm or 60000
     latency = LatencyModel.zero() if spec.emulator.latency == "zero" else LatencyModel.realistic()
     config = EmulatorConfig(
-        deployments=[Deployment(name=spec.endpoint.deployment, model=spec.endpoint.model, tpm=tpm)],
+        deployments=[Deployment(ep.deployment, ep.model, tpm=ep.tpm or tpm, rpm=ep.rpm) for ep in spec.deployments],
         api_keys=frozenset({key}),
         latency=latency,
     )
@@ -217,7 +221,8 @@ def _run_on_embedded_emulator(spec: JobSpec, show: bool) -> int:
             file=sys.stderr,
         )
         url = emu.url + ("/v1" if spec.endpoint.kind == "openai" else "")
-        spec = replace(spec, endpoint=replace(spec.endpoint, url=url))
+        pool = tuple(replace(ep, url=url) for ep in spec.endpoints)
+        spec = replace(spec, endpoint=replace(spec.endpoint, url=url), endpoints=pool)
         credential = KeyCredential(key, bearer=spec.endpoint.kind == "openai")
         environ = dict(os.environ)
         if spec.ocr.vision_endpoint is None:  # the emulator also serves the Vision routes

@@ -37,7 +37,7 @@ from .records import (
     WorkItem,
 )
 from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode
-from .spec import apply_endpoint_env, load_spec, with_overrides
+from .spec import apply_endpoint_env, load_spec, with_deployments, with_overrides
 
 __all__ = [
     "Answer",
@@ -87,5 +87,6 @@ __all__ = [
     "load_prices",
     "load_spec",
     "lookup_model",
+    "with_deployments",
     "with_overrides",
 ]

@@ -160,6 +160,7 @@ class Outcome:
     latency_ms: float | None = None
     request_id: str | None = None
     completed_at: float | None = None  # Unix time the outcome was recorded (set by the result store)
+    answered_by: str | None = None  # "deployment @ endpoint URL" that the row's last request went to
 
     def __post_init__(self) -> None:
         if self.status == "error" and self.error is None:

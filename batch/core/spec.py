@@ -35,7 +35,14 @@ from .settings import (
 )
 from .spec_schema import describe_violation, schema_at, validate_document
 
-__all__ = ["apply_endpoint_env", "build_spec", "load_spec", "with_overrides"]
+__all__ = [
+    "apply_endpoint_env",
+    "build_spec",
+    "load_spec",
+    "parse_deployment_flag",
+    "with_deployments",
+    "with_overrides",
+]
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -46,17 +53,31 @@ def _resolve(base: Path, value: str) -> Path:
 def build_spec(doc: Mapping[str, Any], source: Path) -> JobSpec:
     """Build typed settings from an already-validated document."""
     base = source.parent
+    pool = tuple(_endpoint_spec(ep) for ep in doc.get("endpoints", ()))
+    if ("endpoint" in doc) == bool(pool):
+        raise SpecError(f"{source}: give either [endpoint] (one deployment) or [[endpoints]] (a pool), not both")
+    _check_pool(pool, "[[endpoints]]")
     return JobSpec(
         source,
         _input_spec(doc["input"], base),
         _prompt_spec(doc["prompt"]),
-        _endpoint_spec(doc["endpoint"]),
+        pool[0] if pool else _endpoint_spec(doc["endpoint"]),
         _limits_spec(doc.get("limits", {})),
         _output_spec(doc["output"], base),
         _emulator_spec(doc.get("emulator", {})),
         _documents_spec(doc.get("documents", {})),
         _ocr_spec(doc.get("ocr", {})),
+        pool,
     )
+
+
+def _check_pool(pool: tuple[EndpointSpec, ...], where: str) -> None:
+    seen: set[tuple[str | None, str]] = set()
+    for ep in pool:
+        key = (ep.url.rstrip("/") if ep.url else None, ep.deployment)
+        if key in seen:
+            raise SpecError(f"{where}: deployment {ep.deployment!r} appears twice{f' at {ep.url}' if ep.url else ''}")
+        seen.add(key)
 
 
 def _input_spec(inp: Mapping[str, Any], base: Path) -> InputSpec:
@@ -93,6 +114,8 @@ def _endpoint_spec(ep: Mapping[str, Any]) -> EndpointSpec:
         auth=ep.get("auth", "key"),
         api_key_env=ep.get("api_key_env", default_env),
         timeout_s=float(ep.get("timeout_s", 120.0)),
+        tpm=ep.get("tpm"),
+        rpm=ep.get("rpm"),
     )
 
 
@@ -165,12 +188,47 @@ def apply_endpoint_env(spec: JobSpec, environ: Mapping[str, str]) -> JobSpec:
         vision = _env_url(environ, "AZURE_VISION_ENDPOINT")
         if vision:
             spec = replace(spec, ocr=replace(spec.ocr, vision_endpoint=vision))
-    if spec.endpoint.url is not None:
+    if spec.endpoint.url is not None and all(ep.url is not None for ep in spec.endpoints):
         return spec
     url = _env_url(environ, "OPENAI_BASE_URL" if spec.endpoint.kind == "openai" else "AZURE_OPENAI_ENDPOINT")
     if not url:
         return spec
-    return replace(spec, endpoint=replace(spec.endpoint, url=url))
+    pool = tuple(ep if ep.url is not None else replace(ep, url=url) for ep in spec.endpoints)
+    return replace(spec, endpoint=pool[0] if pool else replace(spec.endpoint, url=url), endpoints=pool)
+
+
+def parse_deployment_flag(text: str) -> EndpointSpec:
+    """``--deployment NAME[:TPM[:RPM]]`` as a partial EndpointSpec (url and model filled in later);
+    SpecError for an empty name or limits that are not whole numbers of at least 1."""
+    name, *limits = text.split(":")
+    if not name.strip() or len(limits) > 2:
+        raise SpecError(f"--deployment {text!r}: expected NAME, NAME:TPM or NAME:TPM:RPM")
+    values: list[int] = []
+    for what, raw in zip(("TPM", "RPM"), limits, strict=False):
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SpecError(f"--deployment {text!r}: {what} {raw!r} is not a whole number") from None
+        if value < 1:
+            raise SpecError(f"--deployment {text!r}: {what} must be at least 1, not {value}")
+        values.append(value)
+    tpm, rpm = (values + [None, None])[:2] if values else (None, None)
+    return EndpointSpec(deployment=name.strip(), model="", tpm=tpm, rpm=rpm)
+
+
+def with_deployments(spec: JobSpec, flags: list[str] | None) -> JobSpec:
+    """Repeated ``--deployment``: one flag without limits renames the job's deployment (as before);
+    several, or any with limits, make a pool of those deployments on the job's endpoint, each with
+    the job's model, kind and key variable."""
+    if not flags:
+        return spec
+    parsed = [parse_deployment_flag(f) for f in flags]
+    if len(parsed) == 1 and parsed[0].tpm is None:
+        return with_overrides(spec, deployment=parsed[0].deployment)
+    base = spec.endpoint
+    pool = tuple(replace(base, deployment=p.deployment, tpm=p.tpm, rpm=p.rpm) for p in parsed)
+    _check_pool(pool, "--deployment")
+    return replace(spec, endpoint=pool[0], endpoints=pool)
 
 
 def _env_url(environ: Mapping[str, str], var: str) -> str | None:

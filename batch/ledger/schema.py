@@ -57,6 +57,7 @@ RESULT_SCHEMA = pa.schema(
         ("latency_ms", pa.float64()),
         ("request_id", pa.string()),
         ("model", pa.string()),
+        ("answered_by", pa.string()),
         ("detail_used", pa.string()),
         ("estimated_image_tokens", pa.int64()),
         ("estimated_prompt_tokens", pa.int64()),
@@ -109,6 +110,7 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
         "latency_ms": o.latency_ms,
         "request_id": o.request_id,
         "model": a.model if a else None,
+        "answered_by": o.answered_by,
         "detail_used": s.detail if s else None,
         "estimated_image_tokens": s.image_tokens if s else None,
         "estimated_prompt_tokens": s.prompt_tokens if s else None,
@@ -186,6 +188,7 @@ def outcome_from_json(d: dict[str, Any]) -> Outcome:
         latency_ms=d["latency_ms"],
         request_id=d["request_id"],
         completed_at=d["completed_at"],
+        answered_by=d.get("answered_by"),  # absent from journals written before the pool
     )
 
 

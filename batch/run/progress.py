@@ -96,10 +96,20 @@ class ProgressBar:
             smoothing=0.05,
         )
 
-    def advance(self, n: int, *, tokens_per_min: float, tpm: int | None, throttled: int, cost_usd: float) -> None:
+    def advance(
+        self,
+        n: int,
+        *,
+        tokens_per_min: float,
+        tpm: int | None,
+        throttled: int,
+        cost_usd: float,
+        deployments: str | None = None,
+    ) -> None:
         limit = f"/{tpm / 1000:.0f}k" if tpm else ""
+        each = f" [{deployments}]" if deployments else ""  # a pool: each deployment's tok/min and limit
         self._bar.set_postfix_str(
-            f"tok/min {tokens_per_min / 1000:.1f}k{limit} 429s {throttled} ${cost_usd:.2f}", refresh=False
+            f"tok/min {tokens_per_min / 1000:.1f}k{limit}{each} 429s {throttled} ${cost_usd:.2f}", refresh=False
         )
         self._bar.update(n)
 
