@@ -4,11 +4,13 @@ Each :class:`Member` is one deployment with everything of its own: endpoint, mod
 rate limiter, retry watch (its :class:`~.sender.RequestSender`), planner and request builder (its
 model's image rules and limits), and HTTP client. :meth:`DeploymentPool.choose` gives a row to the
 live member that would admit it soonest: ``wait_s`` = the rows already given to it beyond what its
-windows admit right now, over its steady request rate (a free member waits 0 s; ties go to the
-faster one). A member that fails hard (a fatal reply: 401, 404, quota gone; or an endpoint that
-stopped answering) leaves the pool with a message on stderr; its rows go to the rest. The run
-stops only when no member is left. A job with one ``[endpoint]`` is a pool of one: its failure
-stops the run as it always did.
+windows admit right now, over its steady request rate; among those that would all admit at once,
+the one with the fewest rows in hand for its rate (so rows spread in proportion to the limits).
+
+A member that fails hard (a fatal reply: 401, 404, quota gone; or an endpoint that stopped
+answering: :data:`~.sender.DOWN_AFTER` attempts in a row over :data:`~.sender.DOWN_S`) leaves
+the pool with a message on stderr; its rows go to the rest. The run stops only when no member is
+left. A job with one ``[endpoint]`` is a pool of one: its failure stops the run as it always did.
 """
 
 from __future__ import annotations
@@ -63,6 +65,13 @@ class Member:
         free = self.limiter.free_requests(estimate) or 0
         return max(0, self.busy + 1 - free) / rate
 
+    def share(self) -> float:
+        """Rows given to it (this one included) over its steady rate: among deployments that would
+        all admit at once, rows spread in proportion to their limits."""
+        assert self.sender is not None
+        rate = self.limiter.max_request_rate(self.sender.live.estimate)
+        return (self.busy + 1) / rate if rate else 0.0
+
     def window_share(self) -> int | None:
         """Requests this deployment wants in flight (None: no limit known). Little's law: rate x
         latency, with headroom for jitter and rows being prepared; and never fewer than its windows
@@ -105,7 +114,7 @@ class DeploymentPool:
         candidates = [m for m in self.live() if m not in skipped]
         if not candidates:
             return None
-        return min(candidates, key=lambda m: (m.wait_s(), -(m.limiter.max_request_rate(1000.0) or 1e9)))
+        return min(candidates, key=lambda m: (m.wait_s(), m.share()))
 
     def leave(self, member: Member, reason: str) -> None:
         """Take a member out of the pool (once); the run stops when none is left."""
