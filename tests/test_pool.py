@@ -225,3 +225,22 @@ def test_endpoint_and_endpoints_together_are_refused(
     job.write_text(job.read_text() + "[[endpoints]]\n" + entry("a", pool_emulator.url))
     assert main(["run", str(job), "--no-progress"]) == 2
     assert "either [endpoint]" in capsys.readouterr().err
+
+
+def test_estimate_gives_the_run_time_at_the_pooled_limits(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    s = Sample(tmp_path, 30)
+    url = "http://127.0.0.1:9"  # nothing is sent
+    tables = [entry("a", url, more="tpm = 60000\n"), entry("b", url, more="tpm = 150000\n")]
+    tables.append(entry("c", url, more="tpm = 450000\nrpm = 2700\n"))
+    assert main(["estimate", str(pool_job(s, url, tables)), "--json"]) == 0
+    pooled = json.loads(capsys.readouterr().out)
+    assert pooled["limits"] == {"tpm": 660_000, "rpm": 360 + 900 + 2700}
+    assert any("pooled limits of 3 deployments" in n for n in pooled["notes"])
+    single = s.job(url, extra="[limits]\ntpm = 660000\nrpm = 3960\n")
+    assert main(["estimate", str(single), "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert pooled["total"]["minutes"] == pytest.approx(alone["total"]["minutes"]) and alone["total"]["minutes"] > 0

@@ -159,6 +159,16 @@ class JobSpec:
         """Every deployment the run sends to: the pool, or the one ``[endpoint]``."""
         return self.endpoints or (self.endpoint,)
 
+    @property
+    def pooled_limits(self) -> tuple[int | None, int | None]:
+        """TPM and RPM summed over the deployments (None where one of them has no such limit)."""
+        tpms = [self.limits_for(ep).tpm for ep in self.deployments]
+        rpms = [self.limits_for(ep).effective_rpm for ep in self.deployments]
+        return (
+            None if None in tpms else sum(t or 0 for t in tpms),
+            None if None in rpms else sum(r or 0 for r in rpms),
+        )
+
     def limits_for(self, ep: EndpointSpec) -> LimitsSpec:
         """One deployment's limits: its own tpm/rpm where given (rpm then defaults to 6 per 1000 of
         its TPM), else the job's ``[limits]``."""
