@@ -10,7 +10,8 @@ Printed, from the emulator's own books:
 - 429s ÷ requests (target ≤ 1 %);
 - with ``--fail 401`` (deployment b answers 401 from ``--fail-at`` seconds on) or ``--fail down``
   (b resets every connection from then on): rows lost (target 0), rows answered by each deployment,
-  and the pool's full minutes after b left ÷ the limits of the two left (a + c).
+  and a + c's charges in each full minute ÷ their summed limits (the minutes where b shows 0 are
+  after it left: the two left carry the whole run).
 """
 
 from __future__ import annotations
@@ -91,9 +92,12 @@ def report(books: dict[str, dict[str, Any]], result: list[dict[str, Any]], args:
     start, end = min(starts), max(ends)
     minutes = int((end - start) // 60)
     pooled = [0] * minutes
+    rest = [0] * minutes  # a + c: the two that stay
     for name, tpm in LIMITS.items():
         sums = per_minute(books[name], start, minutes)
         pooled = [p + s for p, s in zip(pooled, sums, strict=True)]
+        if name != "b":
+            rest = [p + s for p, s in zip(rest, sums, strict=True)]
         print(f"{name} ({tpm // 1000}k TPM): per full minute ÷ TPM " + ", ".join(f"{s / tpm:.3f}" for s in sums))
     total = sum(LIMITS.values())
     ratios = [p / total for p in pooled]
@@ -112,9 +116,9 @@ def report(books: dict[str, dict[str, Any]], result: list[dict[str, Any]], args:
     print("answered by: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
     if args.fail != "none":
         left = sum(tpm for n, tpm in LIMITS.items() if n != "b")
-        after = [p / left for m, p in enumerate(pooled) if m * 60 >= args.fail_at + 15]
+        after = [p / left for p in rest]
         print(
-            "pool after b left: per full minute ÷ (a + c) TPM "
+            "a + c: per full minute ÷ (a + c) TPM (b gone from its failure on) "
             + (", ".join(f"{r:.3f}" for r in after) if after else "(no full minute after)")
         )
 
