@@ -34,6 +34,8 @@ def write(tmp_path: Path, text: str) -> Path:
 # What each shipped job says, as parsed: (manifest, output, detail, max_tokens, tpm, OCR mode, latency).
 SHIPPED = {
     "caption-azure.toml": ("data/manifest.parquet", "out/captions.parquet", "low", 120, 450000, "off", "realistic"),
+    # a pool: limits per deployment, none in [limits]
+    "caption-pool.toml": ("data/manifest.parquet", "out/caption-pool.parquet", "auto", 120, None, "off", "realistic"),
     "caption-sample.toml": (
         "data/manifest.parquet",
         "out/caption-sample.parquet",
@@ -79,6 +81,12 @@ def test_shipped_jobs_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> N
     assert spec.emulator.latency == latency
     if name == "caption-azure.toml":  # a real deployment: its URL is written in, so no emulator
         assert spec.endpoint.url == "https://YOUR-RESOURCE.openai.azure.com" and not spec.uses_embedded_emulator
+    elif name == "caption-pool.toml":  # two deployments on two resources, each key its own variable
+        assert [(e.url, e.deployment, e.api_key_env, e.tpm, e.rpm) for e in spec.deployments] == [
+            ("https://YOUR-EAST-RESOURCE.openai.azure.com", "gpt-4o", "AZURE_OPENAI_KEY_EAST", 450000, None),
+            ("https://YOUR-WEST-RESOURCE.openai.azure.com", "gpt-4o-west", "AZURE_OPENAI_KEY_WEST", 150000, 900),
+        ]
+        assert spec.pooled_limits == (600000, 2700 + 900) and not spec.uses_embedded_emulator
     else:  # runs out of the box on the embedded emulator
         assert spec.endpoint.url is None and spec.uses_embedded_emulator
     if ocr_mode == "local":
