@@ -76,7 +76,7 @@ def test_repeated_deployment_flag_spreads_rows_over_the_pool(
     assert [r["status"] for r in out] == ["ok"] * 60
     assert len(log) == 60  # each row sent once
     used = Counter(r["deployment"] for r in log)
-    assert set(used) == {"a", "b", "c"}, used
+    assert used["a"] < used["b"] < used["c"], used  # in proportion to the limits (1 : 2.5 : 7.5)
     # answered_by names the deployment the emulator logged for that row's image.
     by_digest = {r["images"][0]["sha256"]: r["deployment"] for r in log}
     for i, r in enumerate(out):
@@ -90,9 +90,12 @@ def test_repeated_deployment_flag_spreads_rows_over_the_pool(
 def test_a_deployment_answering_401_halfway_leaves_the_pool_and_no_row_is_lost(
     tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    s = Sample(tmp_path, 90)
-    latency = LatencyModel(0.05, 0.0, 0.0)
-    with emulator_of(Fault("401", deployment="b", start_s=0.8), latency=latency) as emu:
+    # b refuses the key for the second half of the rows (rows are fed in order): halfway, whatever
+    # the machine's speed.
+    prompts = ["Describe the image."] * 45 + ["Describe the image (second half)."] * 45
+    s = Sample(tmp_path, 90, extra={"prompt": prompts})
+    latency = LatencyModel(0.02, 0.0, 0.0)
+    with emulator_of(Fault("401", deployment="b", match="second half"), latency=latency) as emu:
         entries = [entry(n, emu.url) for n in ("a", "b")]
         job = pool_job(s, emu.url, entries, extra="[limits]\nconcurrency = 4\n")
         assert main(["run", str(job), "--no-progress"]) == 0

@@ -31,6 +31,9 @@ __all__ = ["CAPABILITY_CODES", "DeploymentPool", "Member"]
 
 #: Refusals that depend on the deployment's model, not on the row: another deployment may take it.
 CAPABILITY_CODES = frozenset({"ocr_unsupported", "too_many_images"})
+#: Requests per second assumed for a deployment whose limits are not known yet (none configured, no
+#: header seen): rows then spread over such deployments by how many each has in hand.
+_UNKNOWN_RATE = 1000.0
 
 
 @dataclass(eq=False)
@@ -69,8 +72,8 @@ class Member:
         """Rows given to it (this one included) over its steady rate: among deployments that would
         all admit at once, rows spread in proportion to their limits."""
         assert self.sender is not None
-        rate = self.limiter.max_request_rate(self.sender.live.estimate)
-        return (self.busy + 1) / rate if rate else 0.0
+        rate = self.limiter.max_request_rate(self.sender.live.estimate) or _UNKNOWN_RATE
+        return (self.busy + 1) / rate
 
     def window_share(self) -> int | None:
         """Requests this deployment wants in flight (None: no limit known). Little's law: rate x
