@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from batch import cli
+from batch.cli import commands as cli_commands
 from batch.core.catalogue import lookup_model
 from batch.core.errors import SpecError, UnknownModelError
 from batch.core.spec import load_spec
@@ -288,8 +289,8 @@ def test_text_output(case: Case, capsys: pytest.CaptureFixture[str], monkeypatch
     def no_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("estimate must not run the job or start the emulator")
 
-    monkeypatch.setattr(cli, "run_job", no_run)
-    monkeypatch.setattr(cli, "_run_on_embedded_emulator", no_run)
+    monkeypatch.setattr(cli_commands, "run_job", no_run)
+    monkeypatch.setattr(cli_commands, "_run_on_embedded_emulator", no_run)
     assert cli.main(["estimate", str(case.job), "--expected-output", "50%"]) == 0
     out = capsys.readouterr().out
     assert out.strip() == render_estimate(estimate_job(load_spec(case.job), expected_output=0.5))

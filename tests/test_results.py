@@ -163,11 +163,13 @@ def test_journal_and_parts_keep_every_field(tmp_path: Path) -> None:
         pages=Pages((1, 2), (PartAnswer((1,), "ok", answer="p1"), PartAnswer((2,), "error", error_code="x"))),
         ocr_text="t", grounding=grounding, attempts=2, latency_ms=1.5, request_id="q", completed_at=1_700_000_000.25,
         via=Via("batch", "batch_1"),
+        answered_by="gpt-4o @ http://127.0.0.1:1",
     )  # fmt: skip
     expected = {
         "answer": "a", "finish_reason": "stop", "prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
         "status": "ok", "error_code": "x", "error_message": "partly failed", "attempts": 2, "latency_ms": 1.5,
-        "request_id": "q", "model": "gpt-4o", "detail_used": "low", "estimated_image_tokens": 85,
+        "request_id": "q", "model": "gpt-4o", "answered_by": "gpt-4o @ http://127.0.0.1:1",
+        "detail_used": "low", "estimated_image_tokens": 85,
         "estimated_prompt_tokens": 90, "image_note": "n", "pages_processed": [1, 2],
         "page_answers": [
             {"pages": [1], "status": "ok", "answer": "p1", "finish_reason": None, "prompt_tokens": None,

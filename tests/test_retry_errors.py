@@ -10,7 +10,8 @@ import pytest
 
 from batch.cli import main
 from batch.core.errors import SpecError
-from batch.core.spec import load_spec, with_overrides
+from batch.core.overrides import with_overrides
+from batch.core.spec import load_spec
 from batch.emulator import EmbeddedEmulator
 from tests.support import Sample
 from tests.test_run import chat_requests

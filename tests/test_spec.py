@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from batch.core.errors import SpecError
-from batch.core.spec import apply_endpoint_env, load_spec, with_overrides
+from batch.core.overrides import apply_endpoint_env, with_overrides
+from batch.core.spec import load_spec
 from batch.inputs import Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,8 @@ def write(tmp_path: Path, text: str) -> Path:
 SHIPPED = {
     "caption-azure.toml": ("data/manifest.parquet", "out/captions.parquet", "low", 120, 450000, "off", "realistic"),
     "caption-batch.toml": ("data/manifest.parquet", "out/caption-batch.parquet", "auto", 120, None, "off", "zero"),
+    # a pool: limits per deployment, none in [limits]
+    "caption-pool.toml": ("data/manifest.parquet", "out/caption-pool.parquet", "auto", 120, None, "off", "realistic"),
     "caption-sample.toml": (
         "data/manifest.parquet",
         "out/caption-sample.parquet",
@@ -98,6 +101,12 @@ def test_shipped_jobs_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> N
     assert spec.emulator.latency == latency
     if name == "caption-azure.toml":  # a real deployment: its URL is written in, so no emulator
         assert spec.endpoint.url == "https://YOUR-RESOURCE.openai.azure.com" and not spec.uses_embedded_emulator
+    elif name == "caption-pool.toml":  # two deployments on two resources, each key its own variable
+        assert [(e.url, e.deployment, e.api_key_env, e.tpm, e.rpm) for e in spec.deployments] == [
+            ("https://YOUR-EAST-RESOURCE.openai.azure.com", "gpt-4o", "AZURE_OPENAI_KEY_EAST", 450000, None),
+            ("https://YOUR-WEST-RESOURCE.openai.azure.com", "gpt-4o-west", "AZURE_OPENAI_KEY_WEST", 150000, 900),
+        ]
+        assert spec.pooled_limits == (600000, 2700 + 900) and not spec.uses_embedded_emulator
     else:  # runs out of the box on the embedded emulator
         assert spec.endpoint.url is None and spec.uses_embedded_emulator
     if ocr_mode == "local":

@@ -20,6 +20,7 @@ from .errors import (
     UnknownModelError,
 )
 from .output_format import OutputFormat
+from .overrides import apply_endpoint_env, with_deployments, with_overrides
 from .prices import CostMeter, Price, PriceTable, cost, cost_json, load_prices
 from .records import (
     DETAILS,
@@ -40,7 +41,7 @@ from .records import (
     WorkItem,
 )
 from .settings import OCR_MODES, Columns, EndpointSpec, JobSpec, OcrMode, VideoSpec
-from .spec import apply_endpoint_env, load_spec, with_overrides
+from .spec import load_spec
 
 __all__ = [
     "DEFAULT_ENQUEUED_TOKENS",
@@ -97,5 +98,6 @@ __all__ = [
     "load_prices",
     "load_spec",
     "lookup_model",
+    "with_deployments",
     "with_overrides",
 ]

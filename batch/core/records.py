@@ -177,6 +177,7 @@ class Outcome:
     request_id: str | None = None
     completed_at: float | None = None  # Unix time the outcome was recorded (set by the result store)
     via: Via | None = None  # None: the online route
+    answered_by: str | None = None  # "deployment @ endpoint URL" that the row's last request went to
 
     def __post_init__(self) -> None:
         if self.status in ("error", "refused") and self.error is None:

@@ -81,6 +81,13 @@ class EndpointSpec:
     api_key_env: str = "AZURE_OPENAI_API_KEY"
     timeout_s: float = 120.0
     catalogue: Path | None = None  # an extra model catalogue (TOML): models the tool has no rules for
+    tpm: int | None = None  # this deployment's limits in a pool ([[endpoints]], --deployment NAME:TPM:RPM);
+    rpm: int | None = None  # None: the job's [limits]
+
+    @property
+    def label(self) -> str:
+        """Which endpoint and deployment: the ``answered_by`` result column, the pool's messages."""
+        return f"{self.deployment} @ {self.url or 'embedded emulator'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +192,32 @@ class JobSpec:
     ocr: OcrSpec = OcrSpec()
     video: VideoSpec = VideoSpec()
     run: RunSpec = RunSpec()
+    endpoints: tuple[EndpointSpec, ...] = ()  # a pool ([[endpoints]] / repeated --deployment); () = [endpoint] alone
 
     @property
     def uses_embedded_emulator(self) -> bool:
-        return self.endpoint.url is None
+        return any(ep.url is None for ep in self.deployments)
+
+    @property
+    def deployments(self) -> tuple[EndpointSpec, ...]:
+        """Every deployment the run sends to: the pool, or the one ``[endpoint]``."""
+        return self.endpoints or (self.endpoint,)
+
+    @property
+    def pooled_limits(self) -> tuple[int | None, int | None]:
+        """TPM and RPM summed over the deployments (None where one of them has no such limit)."""
+        tpms = [self.limits_for(ep).tpm for ep in self.deployments]
+        rpms = [self.limits_for(ep).effective_rpm for ep in self.deployments]
+        return (
+            None if None in tpms else sum(t or 0 for t in tpms),
+            None if None in rpms else sum(r or 0 for r in rpms),
+        )
+
+    def limits_for(self, ep: EndpointSpec) -> LimitsSpec:
+        """One deployment's limits: its own tpm/rpm where given (rpm then defaults to 6 per 1000 of
+        its TPM), else the job's ``[limits]``."""
+        if ep.tpm is None and ep.rpm is None:
+            return self.limits
+        tpm = ep.tpm if ep.tpm is not None else self.limits.tpm
+        rpm = ep.rpm if ep.rpm is not None else (None if ep.tpm is not None else self.limits.rpm)
+        return LimitsSpec(tpm, rpm, self.limits.concurrency, self.limits.max_attempts)

@@ -1,10 +1,9 @@
-"""Load a job spec (``jobs/*.toml``) into typed, frozen settings (:mod:`.settings`), and adjust it.
+"""Load a job spec (``jobs/*.toml``) into typed, frozen settings (:mod:`.settings`).
 
 The file is checked against the JSON Schema first (:mod:`.spec_schema`: every violation is a
 message naming the field), then each table becomes its dataclass with the schema's defaults and
-paths resolved against the job file's folder. Endpoint URLs the job leaves out can come from the
-environment (:func:`apply_endpoint_env`); command-line overrides are validated like the file
-itself (:func:`with_overrides`). Keys are never read from the file: only the *name* of the
+paths resolved against the job file's folder (adjusting it afterwards, from the environment or the
+command line, is :mod:`.overrides`). Keys are never read from the file: only the *name* of the
 environment variable that holds one.
 """
 
@@ -13,14 +12,12 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from .errors import SpecError
-from .output_format import load_output_format, schema_file_format
+from .output_format import load_output_format
+from .overrides import check_pool
 from .settings import (
     Columns,
     DocumentsSpec,
@@ -36,9 +33,9 @@ from .settings import (
     RunSpec,
     VideoSpec,
 )
-from .spec_schema import describe_violation, schema_at, validate_document
+from .spec_schema import validate_document
 
-__all__ = ["apply_endpoint_env", "build_spec", "load_spec", "with_overrides"]
+__all__ = ["build_spec", "load_spec"]
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -49,11 +46,15 @@ def _resolve(base: Path, value: str) -> Path:
 def build_spec(doc: Mapping[str, Any], source: Path) -> JobSpec:
     """Build typed settings from an already-validated document."""
     base = source.parent
+    pool = tuple(_endpoint_spec(ep, base) for ep in doc.get("endpoints", ()))
+    if ("endpoint" in doc) == bool(pool):
+        raise SpecError(f"{source}: give either [endpoint] (one deployment) or [[endpoints]] (a pool), not both")
+    check_pool(pool, "[[endpoints]]")
     return JobSpec(
         source,
         _input_spec(doc["input"], base),
         _prompt_spec(doc["prompt"]),
-        _endpoint_spec(doc["endpoint"], base),
+        pool[0] if pool else _endpoint_spec(doc["endpoint"], base),
         _limits_spec(doc.get("limits", {})),
         _output_spec(doc["output"], base),
         _emulator_spec(doc.get("emulator", {})),
@@ -61,6 +62,7 @@ def build_spec(doc: Mapping[str, Any], source: Path) -> JobSpec:
         _ocr_spec(doc.get("ocr", {})),
         _video_spec(doc.get("video", {})),
         _run_spec(doc.get("run", {})),
+        pool,
     )
 
 
@@ -99,6 +101,8 @@ def _endpoint_spec(ep: Mapping[str, Any], base: Path) -> EndpointSpec:
         api_key_env=ep.get("api_key_env", default_env),
         timeout_s=float(ep.get("timeout_s", 120.0)),
         catalogue=_resolve(base, ep["catalogue"]) if "catalogue" in ep else None,
+        tpm=ep.get("tpm"),
+        rpm=ep.get("rpm"),
     )
 
 
@@ -188,87 +192,3 @@ def load_spec(path: str | Path) -> JobSpec:
         raise SpecError(f"{p}: not valid TOML: {exc}") from None
     validate_document(doc, str(p))
     return build_spec(doc, p.resolve())
-
-
-def apply_endpoint_env(spec: JobSpec, environ: Mapping[str, str]) -> JobSpec:
-    """Fill endpoint URLs the job leaves out from the environment: AZURE_OPENAI_ENDPOINT /
-    OPENAI_BASE_URL for the chat endpoint, AZURE_VISION_ENDPOINT for the Vision resource."""
-    if spec.ocr.vision_endpoint is None:
-        vision = _env_url(environ, "AZURE_VISION_ENDPOINT")
-        if vision:
-            spec = replace(spec, ocr=replace(spec.ocr, vision_endpoint=vision))
-    if spec.endpoint.url is not None:
-        return spec
-    url = _env_url(environ, "OPENAI_BASE_URL" if spec.endpoint.kind == "openai" else "AZURE_OPENAI_ENDPOINT")
-    if not url:
-        return spec
-    return replace(spec, endpoint=replace(spec.endpoint, url=url))
-
-
-def _env_url(environ: Mapping[str, str], var: str) -> str | None:
-    url = environ.get(var, "").strip()
-    if not url:
-        return None
-    if not url.startswith(("http://", "https://")):
-        raise SpecError(f"{var}: {url!r} is not an http(s) URL")
-    return url
-
-
-def with_overrides(spec: JobSpec, **overrides: Any) -> JobSpec:
-    """Apply command-line overrides (None means not given), validated like the file itself."""
-    o = {k: v for k, v in overrides.items() if v is not None}
-    if not o:
-        return spec
-    checks: dict[str, tuple[str, str]] = {
-        "endpoint": ("endpoint", "url"),
-        "deployment": ("endpoint", "deployment"),
-        "api_version": ("endpoint", "api_version"),
-        "tpm": ("limits", "tpm"),
-        "rpm": ("limits", "rpm"),
-        "concurrency": ("limits", "concurrency"),
-        "max_tokens": ("prompt", "max_tokens"),
-        "retry_errors": ("output", "retry_errors"),
-        "route": ("run", "route"),
-        "poll_seconds": ("run", "poll_seconds"),
-    }
-    for key, value in o.items():
-        if key in checks:
-            section, field = checks[key]
-            sub = schema_at([section, field])
-            errs = list(jsonschema.Draft202012Validator(sub).iter_errors(value))
-            if errs:
-                raise SpecError(f"--{key.replace('_', '-')}: {describe_violation(errs[0]).split(': ', 1)[-1]}")
-    s = spec
-    if "manifest" in o:
-        m = Path(o["manifest"]).resolve()
-        s = replace(s, input=replace(s.input, manifest=m, base_dir=m.parent))
-    if "out" in o:
-        s = replace(s, output=replace(s.output, path=Path(o["out"]).resolve()))
-    if "retry_errors" in o:
-        s = replace(s, output=replace(s.output, retry_errors=s.output.retry_errors | frozenset(o["retry_errors"])))
-    if "schema" in o:  # --schema FILE replaces [output].schema / json, keeping [output].flatten
-        flatten = s.output.format.flatten if s.output.format is not None else False
-        fmt = schema_file_format(Path(o["schema"]).resolve(), flatten=flatten)
-        s = replace(s, output=replace(s.output, format=fmt))
-    ep = s.endpoint
-    if "endpoint" in o:
-        ep = replace(ep, url=o["endpoint"])
-    if "deployment" in o:
-        ep = replace(ep, deployment=o["deployment"])
-    if "api_version" in o:
-        ep = replace(ep, api_version=o["api_version"])
-    if "catalogue" in o:
-        ep = replace(ep, catalogue=Path(o["catalogue"]).resolve())
-    li = s.limits
-    for name in ("tpm", "rpm", "concurrency"):
-        if name in o:
-            li = replace(li, **{name: o[name]})
-    pr = s.prompt
-    if "max_tokens" in o:
-        pr = replace(pr, max_tokens=o["max_tokens"])
-    ru = s.run
-    if "route" in o:
-        ru = replace(ru, route=o["route"])
-    if "poll_seconds" in o:
-        ru = replace(ru, poll_seconds=float(o["poll_seconds"]))
-    return replace(s, endpoint=ep, limits=li, prompt=pr, run=ru)

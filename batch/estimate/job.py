@@ -99,7 +99,7 @@ def estimate_job(
 
 def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected: float) -> EstimateReport:
     """Costs and times from the pass's sums: the job's model, each what-if, the notes."""
-    tpm, rpm = spec.limits.tpm, spec.limits.effective_rpm
+    tpm, rpm = spec.pooled_limits  # a pool of deployments: their limits summed
     everything = Sums()
     for s in acc.by_detail.values():
         everything.add(s)
@@ -230,6 +230,11 @@ def _notes(
         notes.append(f"{main.info.name} bills reasoning tokens as output: the expected output may be low")
     if tpm is None and spec.limits.rpm is None:
         notes.append("no [limits].tpm/rpm in the job: time not estimated (pass --tpm)")
+    elif len(spec.deployments) > 1:
+        notes.append(
+            f"time is at the pooled limits of {len(spec.deployments)} deployments (their TPM and RPM summed), "
+            f"with every row's tokens as {main.info.name} counts them"
+        )
     else:
         notes.append("time is at the job's limits; Azure charges prompt + max_tokens per request at admission")
     fmt = spec.output.format

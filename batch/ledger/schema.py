@@ -65,7 +65,7 @@ TOOL_ERROR_CODES = frozenset(
     invalid_json json_word_missing refused schema_mismatch truncated_json
     bad_video_sampling video_bad_range video_codec_unsupported video_corrupt video_empty video_enhancement_retired
     video_invalid video_no_stream video_remote video_too_long
-    malformed not_reported stopped too_large_for_batch""".split()
+    malformed not_reported stopped too_large_for_batch no_capable_deployment""".split()
 )
 
 _POINT = pa.struct([("x", pa.float64()), ("y", pa.float64())])
@@ -88,6 +88,7 @@ RESULT_SCHEMA = pa.schema(
         ("latency_ms", pa.float64()),
         ("request_id", pa.string()),
         ("model", pa.string()),
+        ("answered_by", pa.string()),
         ("detail_used", pa.string()),
         ("estimated_image_tokens", pa.int64()),
         ("estimated_prompt_tokens", pa.int64()),
@@ -174,6 +175,7 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
         "latency_ms": o.latency_ms,
         "request_id": o.request_id,
         "model": a.model if a else None,
+        "answered_by": o.answered_by,
         "detail_used": s.detail if s else None,
         "estimated_image_tokens": s.image_tokens if s else None,
         "estimated_prompt_tokens": s.prompt_tokens if s else None,
@@ -261,6 +263,7 @@ def outcome_from_json(d: dict[str, Any]) -> Outcome:
         request_id=d["request_id"],
         completed_at=d["completed_at"],
         via=Via(d["route"], d.get("batch_id")) if d.get("route", "online") != "online" else None,
+        answered_by=d.get("answered_by"),  # absent from journals written before the pool
     )
 
 

@@ -146,11 +146,14 @@ class ProgressBar:
             smoothing=0.05,
         )
 
-    def advance(self, n: int, *, tokens_per_min: float, tpm: int | None, tally: Tally) -> None:
+    def advance(
+        self, n: int, *, tokens_per_min: float, tpm: int | None, tally: Tally, deployments: str | None = None
+    ) -> None:
         limit = f"/{tpm / 1000:.0f}k" if tpm else ""
+        each = f" [{deployments}]" if deployments else ""  # a pool: each deployment's tok/min and limit
         self._status = (
             f"errors {tally.error} filtered {tally.filtered} "
-            f"reserved {tokens_per_min / 1000:.1f}k{limit} tok/min 429s {tally.throttled} ${tally.cost_usd:.2f}"
+            f"reserved {tokens_per_min / 1000:.1f}k{limit} tok/min{each} 429s {tally.throttled} ${tally.cost_usd:.2f}"
         )
         self._done += n
         self._bar.set_postfix_str(self._status, refresh=False)

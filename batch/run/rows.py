@@ -119,6 +119,19 @@ class RowRequests:
             spec, planner, builder, pool, extensions_url=extensions_url, vision_key=vision_key, azure_read=azure_read
         )
 
+    def sharing(self, planner: Planner, builder: RequestBuilder, *, extensions_url: str | None) -> RowRequests:
+        """The rows of another deployment (its model's planner and builder, its URL), on the same
+        threads and Read client."""
+        return RowRequests(
+            self.spec,
+            planner,
+            builder,
+            self.executor,
+            extensions_url=extensions_url,
+            vision_key=self._vision_key,
+            azure_read=self.azure_read,
+        )
+
     def __repr__(self) -> str:
         return f"RowRequests(mode={self.spec.ocr.mode!r}, vision_key=<redacted>)"
 

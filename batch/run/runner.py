@@ -6,18 +6,19 @@ send it, retry what is worth retrying, and hand the row's outcome to the writer 
 part files. The window sizes itself from the limits and the observed latency (Little's law) unless
 the job fixes a concurrency. A fatal API error (bad key, wrong deployment, quota gone) or a signal
 stops the run: no new rows are taken, outcomes already produced are flushed, and the exception
-tells the user that running the same job again resumes.
+tells the user that running the same job again resumes. With several deployments (:mod:`.pool`)
+a row goes to the one that would admit it soonest, and a fatal error takes only that deployment
+out: the run stops when none is left.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from contextlib import suppress
+from dataclasses import replace
 from typing import Any, TypedDict, Unpack
 
 import aiohttp
@@ -32,25 +33,18 @@ from ..core import (
     RunStopped,
     WorkItem,
     load_prices,
-    lookup_model,
 )
 from ..inputs import Manifest
 from ..ledger import ResultStore, result_layout, write_failure
 from ..ocr import check_ocr_setup, vision_key
-from ..plan import OcrAccess, Planner, RequestBuilder
-from ..send import (
-    ChatClient,
-    Credential,
-    RateLimiter,
-    Target,
-    Window,
-    credential_for,
-)
+from ..send import Credential, RateLimiter, Window
+from .members import build_pool, connect, disconnect
 from .merge import PartResult, merge_parts
+from .pool import CAPABILITY_CODES, Member
 from .progress import ProgressBar, RunSummary, Tally
-from .rows import RowParts, RowRequests
-from .sender import RequestSender
+from .rows import RowParts
 from .stopping import Stopper
+from .writer import write_parts
 
 _MIN_WINDOW, _MAX_WINDOW, _UNLIMITED_WINDOW = 2, 1024, 64
 
@@ -67,15 +61,24 @@ class Runner:
         on_send: Callable[[], None] | None = None,
         progress_every: float = 10.0,
     ) -> None:
-        self._progress_every = progress_every
         self.spec = spec
+        self._progress_every = progress_every
         self.on_send = on_send  # called once, when the checks passed and some row will be sent
         env = os.environ if environ is None else environ
-        self.model = lookup_model(spec.endpoint.model, spec.endpoint.catalogue)
-        self.target = Target.from_spec(spec.endpoint)
-        self.credential = credential if credential is not None else credential_for(spec.endpoint, env)
+        self._vision_key = vision_key(spec, env)
+        self.tally = Tally(0)
+        self._rng = random.Random(seed)
+        self._stopper = Stopper()
+        self._stop = self._stopper.event
+        # Every deployment checked (model known, key set) before the manifest is even opened.
+        self.pool = build_pool(
+            spec, credential, env, self._vision_key, tally=self.tally, stop=self._stop, halt=self._halt, rng=self._rng
+        )
+        first = self.pool.members[0]
+        self.model, self.target = first.model, first.target
         self.manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
         self.info = self.manifest.check()
+        self.tally.total_rows = self.info.num_rows
         self.store = ResultStore(
             spec.output.path,
             self.info,
@@ -84,39 +87,71 @@ class Runner:
             retry_errors=spec.output.retry_errors,
             layout=result_layout(spec.output.format),
         )
-        self.builder = RequestBuilder(spec, self.model, self.target.model_in_body)
-        self.limiter = RateLimiter(
-            spec.limits.tpm,
-            spec.limits.effective_rpm,
-            request_header_window=60.0 if spec.endpoint.kind == "openai" else 10.0,
-        )
-        self.tally = Tally(self.info.num_rows)
-        self._rng = random.Random(seed)
         self._show_progress = show_progress
-        self._stopper = Stopper()
-        self._stop = self._stopper.event
-        self.sender = RequestSender(spec, self.target, self.limiter, self.tally, self._stop, self._halt, rng=self._rng)
         self._flush_wanted = asyncio.Event()
         self._writer_done = asyncio.Event()
         self._costs = CostMeter(load_prices(), spec.endpoint.model)
-        self._vision_key = vision_key(spec, env)
-        check_ocr_setup(spec, supports_enhancements=self.model.supports_enhancements, key=self._vision_key)
-        self.planner = Planner(spec, self.model, access=self._ocr_access())
-        self.rows: RowRequests | None = None
+        enhancer = next((m for m in self.pool.members if m.model.supports_enhancements), first)
+        check_ocr_setup(
+            replace(spec, endpoint=enhancer.ep),
+            supports_enhancements=enhancer.model.supports_enhancements,
+            key=self._vision_key,
+        )
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The first deployment's limiter (the only one without a pool)."""
+        return self.pool.members[0].limiter
 
     # ---- one row ------------------------------------------------------------------------------
 
-    async def process(self, client: ChatClient, item: WorkItem) -> Outcome | None:
-        """Every request of one row's plan, sent in turn; the row's outcome. None if the run is
-        stopping and the row stays undone. A part that ends in an error ends the row."""
-        assert self.rows is not None
+    async def process(self, item: WorkItem) -> Outcome | None:
+        """The row sent to the deployment that would admit it soonest among those that can take it;
+        sent elsewhere when that one leaves the pool (or, in a pool, runs out of attempts). None if
+        the run is stopping and the row stays undone."""
+        tried: list[Member] = []
+        refusals: list[str] = []
+        final = False  # every live deployment tried once: the next try's outcome is the row's
+        while not self._stop.is_set():
+            member = self.pool.choose(tried)
+            if member is None:
+                if final or refusals or not self.pool.live():
+                    break
+                final, tried = True, []
+                continue
+            tried.append(member)
+            member.busy += 1
+            try:
+                outcome = await self._process_on(member, item, final or self.pool.choose(tried) is None)
+            finally:
+                member.busy -= 1
+            if outcome is None:
+                continue
+            if self.pool.pooled and outcome.attempts == 0 and outcome.error_code in CAPABILITY_CODES:
+                refusals.append(f"{member.label}: {outcome.error.message if outcome.error else ''}")
+                continue
+            return replace(outcome, answered_by=member.label) if outcome.attempts else outcome
+        if refusals and not self._stop.is_set():
+            reasons = "; ".join(refusals)
+            return Outcome(
+                item.index,
+                "error",
+                error=Failure("no_capable_deployment", f"no deployment can take the row: {reasons}"),
+            )
+        return None
+
+    async def _process_on(self, member: Member, item: WorkItem, last_chance: bool) -> Outcome | None:
+        """Every request of one row's plan on one deployment, sent in turn; the row's outcome.
+        A part that ends in an error ends the row."""
+        rows, sender, client = member.rows, member.sender, member.client
+        assert rows is not None and sender is not None and client is not None
         started = time.monotonic()
         row: RowParts | None = None
         parts: list[PartResult] = []
         try:
-            row = await self.rows.start(item)
-            while (part := await self.rows.next_part(row)) is not None:
-                outcome = await self.sender.send(client, item.index, part.request, row.url)
+            row = await rows.start(item)
+            while (part := await rows.next_part(row)) is not None:
+                outcome = await sender.send(client, item.index, part.request, row.url, last_chance=last_chance)
                 if outcome is None or row.single:
                     return outcome
                 parts.append(PartResult(part.pages, outcome, part.ocr))
@@ -137,7 +172,7 @@ class Runner:
         return merge_parts(item.index, parts, plan.detail, started=started, document=plan.is_document, unit=plan.unit)
 
     def _on_wire(self) -> int:
-        return self.sender.on_wire
+        return sum(m.sender.on_wire for m in self.pool.members if m.sender is not None)
 
     def _halt(self, reason: str) -> None:
         self._stopper.halt(reason)
@@ -147,16 +182,10 @@ class Runner:
     def _window_target(self) -> int:
         if self.spec.limits.concurrency:
             return self.spec.limits.concurrency
-        rate = self.limiter.max_request_rate(self.sender.live.estimate)
-        if rate is None:
+        shares = [m.window_share() for m in self.pool.live()]
+        if not shares or any(share is None for share in shares):
             return _UNLIMITED_WINDOW
-        # Little's law: rows in flight = rate x latency, with headroom for jitter and rows being
-        # prepared; and never fewer than the windows could admit right now (the first minute's burst).
-        # Rows waiting in the limiter's queue do not count as on the wire: counting them made the
-        # window only ever grow (to 1024 where Little's law asks for 6-80).
-        steady = math.ceil(rate * self.sender.live.latency_s * 1.5) + 2
-        free = self.limiter.free_requests(self.sender.live.estimate) or 0
-        return max(_MIN_WINDOW, min(_MAX_WINDOW, max(steady, self.sender.on_wire + free)))
+        return max(_MIN_WINDOW, min(_MAX_WINDOW, sum(share or 0 for share in shares)))
 
     async def run(self) -> RunSummary:
         started = time.monotonic()
@@ -191,12 +220,11 @@ class Runner:
         n_workers = self.spec.limits.concurrency or _MAX_WINDOW
         try:
             async with aiohttp.ClientSession(connector=connector) as session:
-                client = ChatClient(session, self.target, self.credential, self.spec.endpoint.timeout_s)
-                self.rows = self._row_requests(session)
+                connect(self.pool, self.spec, session, self._vision_key, self._rng)
                 feeder = asyncio.create_task(self._feed(items, n_workers))
-                writer = asyncio.create_task(self._write())
+                writer = asyncio.create_task(write_parts(self.store, self._flush_wanted, self._writer_done, self._halt))
                 sizer = asyncio.create_task(self._resize(window))
-                workers = [asyncio.create_task(self._work(client, items, window, bar)) for _ in range(n_workers)]
+                workers = [asyncio.create_task(self._work(items, window, bar)) for _ in range(n_workers)]
                 stopper: asyncio.Future[object] = asyncio.ensure_future(self._stop.wait())
                 everyone: asyncio.Future[object] = asyncio.ensure_future(asyncio.gather(*workers))
                 await asyncio.wait([everyone, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -211,35 +239,7 @@ class Runner:
         finally:
             self._stopper.remove(loop)
             bar.close()
-            if self.rows is not None:
-                self.rows.close()
-            close = getattr(self.credential, "close", None)
-            if close is not None:
-                await close()
-
-    def _extensions_url(self) -> str | None:
-        """The legacy enhancements' URL: a classic Azure deployment with a Vision resource."""
-        ocr = self.spec.ocr
-        classic = self.target.kind == "azure" and ocr.vision_endpoint is not None
-        return self.target.extensions_url(ocr.enhancements_api_version) if classic else None
-
-    def _ocr_access(self) -> OcrAccess:
-        has_key = self._vision_key is not None
-        read = self.spec.ocr.vision_endpoint is not None and has_key
-        return OcrAccess(extensions_url=self._extensions_url(), vision_key=has_key, read=read)
-
-    def _row_requests(self, session: aiohttp.ClientSession) -> RowRequests:
-        return RowRequests.for_run(
-            self.spec,
-            self.model,
-            self.planner,
-            self.builder,
-            session,
-            extensions_url=self._extensions_url(),
-            vision_key=self._vision_key,
-            policy=self.sender.policy,
-            rng=self._rng,
-        )
+            await disconnect(self.pool)
 
     async def _feed(self, items: asyncio.Queue[WorkItem | None], n_workers: int) -> None:
         for item in self.manifest.items(skip=self.store.done.copy()):
@@ -251,7 +251,6 @@ class Runner:
 
     async def _work(
         self,
-        client: ChatClient,
         items: asyncio.Queue[WorkItem | None],
         window: Window,
         bar: ProgressBar,
@@ -263,7 +262,7 @@ class Runner:
                 if item is None:
                     return
                 try:
-                    outcome = await self.process(client, item)
+                    outcome = await self.process(item)
                 except Exception as exc:  # a bug must cost one row, never a silent worker death
                     message = f"unexpected {type(exc).__name__}: {exc}"[:600]
                     outcome = Outcome(item.index, "error", error=Failure("internal_error", message))
@@ -279,26 +278,17 @@ class Runner:
     def _record(self, o: Outcome, bar: ProgressBar) -> None:
         self.store.add(o)
         self.tally.add(o, self._costs)
-        bar.advance(1, tokens_per_min=self.limiter.charged_last_window(), tpm=self.limiter.tpm, tally=self.tally)
+        live = self.pool.live() or self.pool.members
+        tpms = [m.limiter.tpm for m in live]
+        bar.advance(
+            1,
+            tokens_per_min=sum(m.limiter.charged_last_window() for m in live),
+            tpm=None if None in tpms else sum(t or 0 for t in tpms),
+            deployments=self.pool.tokens_text(),
+            tally=self.tally,
+        )
         if self.store.flush_due:
             self._flush_wanted.set()
-
-    async def _write(self) -> None:
-        """Turn journaled rows into part files when enough are buffered or the flush timer runs out."""
-        store = self.store
-        while not self._writer_done.is_set():
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_wanted.wait(), timeout=0.5)
-            self._flush_wanted.clear()
-            if store.flush_due:
-                await self._flush(store.flush, store.take_buffer())
-        await self._flush(lambda _: store.close(), None)
-
-    async def _flush(self, write: Callable[[Any], None], taken: Any) -> None:
-        try:
-            await asyncio.to_thread(write, taken)
-        except OSError as exc:  # the journal still holds these rows: a resume recovers them
-            self._halt(write_failure(self.spec.output.path, exc))
 
     async def _resize(self, window: Window) -> None:
         while True:
