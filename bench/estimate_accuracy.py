@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from batch.core.spec import JobSpec, load_spec, with_overrides  # noqa: E402
+from batch.core import JobSpec, load_spec, with_overrides  # noqa: E402
 from batch.estimate.job import estimate_job  # noqa: E402
 from batch.report.job import build_report  # noqa: E402
 from batch.run.runner import run_job  # noqa: E402

@@ -206,6 +206,7 @@ async def _run_ours(sc: Scenario, url: str, tmp: Path, manifest: Path, seconds: 
     from batch.core.errors import RunStopped
     from batch.core.spec import load_spec
     from batch.run.runner import Runner
+    from batch.send import LiveStats
 
     d = DEPLOYS[sc.deploy]
     job = job_file(
@@ -224,9 +225,14 @@ async def _run_ours(sc: Scenario, url: str, tmp: Path, manifest: Path, seconds: 
     target = runner._window_target
     t0 = time.monotonic()
 
+    def live() -> LiveStats:  # the (only) deployment's latency and load, as the sizer reads them
+        sender = runner.pool.members[0].sender
+        assert sender is not None
+        return sender.live
+
     def recorded() -> int:
         size = target()
-        sizes.append((round(time.monotonic() - t0, 1), runner._on_wire, size, round(runner._live.latency_s, 2)))
+        sizes.append((round(time.monotonic() - t0, 1), runner._on_wire(), size, round(live().latency_s, 2)))
         return size
 
     runner._window_target = recorded  # type: ignore[method-assign]
@@ -256,7 +262,7 @@ async def _run_ours(sc: Scenario, url: str, tmp: Path, manifest: Path, seconds: 
         "request_skew": round(lim.request_skew, 3),
         "window_median": statistics.median(s[2] for s in steady) if steady else None,
         "active_median": statistics.median(s[1] for s in steady) if steady else None,
-        "latency_learned_s": runner._live.latency_s,
+        "latency_learned_s": live().latency_s,
         "sizes": sizes,
     }
 
