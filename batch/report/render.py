@@ -76,8 +76,8 @@ def _totals(r: Report) -> list[str]:
 
 def _route_split(r: Report) -> str:
     """Which rows the billed cost prices how: "12 online rows at standard prices, 30 batch rows at Batch"."""
-    how = {"online": "standard", "batch": "Batch"}
-    parts = [f"{count(x.usage_rows)} {x.key} row(s) at {how.get(x.key, '?')} prices" for x in r.by_route]
+    how = {"batch": "Batch"}  # any other route is billed at standard prices (build.py)
+    parts = [f"{count(x.usage_rows)} {x.key} row(s) at {how.get(x.key, 'standard')} prices" for x in r.by_route]
     return ", ".join(parts) or "no rows"
 
 
