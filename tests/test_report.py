@@ -159,7 +159,8 @@ def test_terminal_output(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(run), "--top", "3"]) == 0
     out = capsys.readouterr().out
     standard, batch = cost_of(rows, "standard"), cost_of(rows, "batch")
-    assert f"cost      ${standard:,.4f} at standard prices, ${batch:,.4f} at Batch prices" in out
+    assert f"billed    ${standard:,.4f}: 15 online row(s) at standard prices" in out  # an online run
+    assert f"what-if   ${standard:,.4f} all at standard prices, ${batch:,.4f} all at Batch prices" in out
     assert "17: 15 billed, 2 without usage ($0)" in out
     for heading in ("By detail used:", "By finish reason:", "By status:", "Most expensive rows (top 3):"):
         assert heading in out
@@ -240,7 +241,7 @@ def test_html_page_renders_in_headless_chromium(run: Path, tmp_path: Path, capsy
     bars = [m for m in charts["cost-by-detail"]["marks"]]
     by_detail = {x["key"]: x["cost_usd"] for x in data["by_detail"]}
     assert sorted(m["value"] for m in bars) == pytest.approx(
-        sorted([c["standard"] for c in by_detail.values()] + [c["batch"] for c in by_detail.values()])
+        sorted([c[k] for c in by_detail.values() for k in ("billed", "standard", "batch")])
     )
     assert len(charts["estimate-scatter"]["marks"]) == data["estimate"]["sample_points"] == 15
     assert sum(m["value"] for m in charts["hist-prompt"]["marks"]) == data["rows_with_usage"]
@@ -357,7 +358,7 @@ def test_empty_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     path = write_results(tmp_path / "empty.parquet", 0)
     page = tmp_path / "empty.html"
     data = report_json(path, capsys, "--html", str(page))
-    assert data["rows"] == 0 and data["total"]["cost_usd"] == {"standard": 0.0, "batch": 0.0}
+    assert data["rows"] == 0 and data["total"]["cost_usd"] == {"billed": 0.0, "standard": 0.0, "batch": 0.0}
     assert data["by_detail"] == [] and data["top"] == [] and data["estimate"]["error_pct"] is None
     assert data["histograms"]["prompt_tokens"]["bins"] == []
     text = page.read_text()

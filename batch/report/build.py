@@ -1,7 +1,8 @@
 """The typed :class:`~.model.Report` from the sums of one pass (:mod:`.stream`).
 
 Every breakdown, the totals and the costs are derived from the fine groups' token sums, each
-group priced with :func:`batch.core.prices.cost` at its model's standard and Batch rates.
+group priced with :func:`batch.core.prices.cost` at its model's standard and Batch rates; its
+billed cost is the one of its route (Batch API rows at Batch prices, online rows at standard).
 """
 
 from __future__ import annotations
@@ -22,12 +23,23 @@ from .parts import (
     ModelLine,
     Timeline,
 )
-from .stream import SUMS, TIMELINE_COLUMN, Accumulator, GroupKey, IntArray
+from .stream import (
+    BATCH_ID_COLUMN,
+    BATCH_ROUTE,
+    ONLINE,
+    ROUTE_COLUMN,
+    SUMS,
+    TIMELINE_COLUMN,
+    Accumulator,
+    GroupKey,
+    IntArray,
+)
 
 __all__ = ["build"]
 
 _DETAIL_ORDER = ("low", "high", "auto")
 _STATUS_ORDER = ("ok", "filtered", "refused", "error")
+_ROUTE_ORDER = (ONLINE, BATCH_ROUTE)
 
 
 def build(acc: Accumulator, source: str, tpm: int | None) -> Report:
@@ -35,6 +47,7 @@ def build(acc: Accumulator, source: str, tpm: int | None) -> Report:
     by_detail = _breakdown(acc, 0, _DETAIL_ORDER)
     by_finish = _breakdown(acc, 1, ())
     by_status = _breakdown(acc, 2, _STATUS_ORDER)
+    by_route = _breakdown(acc, 4, _ROUTE_ORDER)
     length = next((x for x in by_finish if x.key == "length"), None)
     answered = sum(x.rows for x in by_finish if x.key != NONE)
     models = tuple(
@@ -51,6 +64,8 @@ def build(acc: Accumulator, source: str, tpm: int | None) -> Report:
         by_detail=by_detail,
         by_finish_reason=by_finish,
         by_status=by_status,
+        by_route=by_route,
+        batches=len(acc.batch_ids),
         error_codes=dict(sorted(acc.error_codes.items(), key=lambda kv: (-kv[1], kv[0]))),
         length=LengthShare(
             rows=length.rows if length else 0,
@@ -59,19 +74,20 @@ def build(acc: Accumulator, source: str, tpm: int | None) -> Report:
             completion_tokens=length.completion_tokens if length else 0,
             cost_standard=length.cost_standard if length else 0.0,
             cost_batch=length.cost_batch if length else 0.0,
+            cost_billed=length.cost_billed if length else 0.0,
         ),
         accuracy=accuracy,
         top=tuple(acc.top.items()),
         prompt_histogram=acc.prompt_hist.display(),
         completion_histogram=acc.completion_hist.display(),
         timeline=_timeline(acc, tpm),
-        notes=tuple(_notes(total, accuracy, models)),
+        notes=tuple(_notes(acc, total, accuracy, models)),
     )
 
 
 def _line(acc: Accumulator, name: str, match: Callable[[GroupKey], bool]) -> Line:
     sums = np.zeros(len(SUMS), dtype=np.int64)
-    standard = at_batch = 0.0
+    standard = at_batch = billed = 0.0
     for key, group in acc.groups.items():
         if not match(key):
             continue
@@ -81,7 +97,8 @@ def _line(acc: Accumulator, name: str, match: Callable[[GroupKey], bool]) -> Lin
             p, c = int(group[2]), int(group[3])
             standard += cost(p, c, price)
             at_batch += cost(p, c, price, batch=True)
-    return Line(name, int(sums[0]), int(sums[1]), int(sums[2]), int(sums[3]), int(sums[4]), standard, at_batch)
+            billed += cost(p, c, price, batch=key[4] == BATCH_ROUTE)
+    return Line(name, int(sums[0]), int(sums[1]), int(sums[2]), int(sums[3]), int(sums[4]), standard, at_batch, billed)
 
 
 def _breakdown(acc: Accumulator, position: int, order: Sequence[str]) -> tuple[Line, ...]:
@@ -140,11 +157,17 @@ def _timeline(acc: Accumulator, tpm: int | None) -> Timeline:
     return Timeline(True, note, tpm, minutes)
 
 
-def _notes(total: Line, accuracy: Accuracy, models: Iterable[ModelLine]) -> list[str]:
+def _notes(acc: Accumulator, total: Line, accuracy: Accuracy, models: Iterable[ModelLine]) -> list[str]:
     notes = [
         "cost = usage x the price of the model the service named; cached-input discounts are not applied "
         "(the result file does not say which prompt tokens were cached)",
+        "billed = each row at the price of its route: online rows at standard prices, Batch API rows at "
+        "Batch prices; 'all at standard' and 'all at Batch' are what the same rows would cost at one price",
     ]
+    if not acc.routed:
+        notes.append(f"the file has no {ROUTE_COLUMN} column (written before the Batch route): every row is online")
+    elif acc.batch_ids:
+        notes.append(f"batches: {len(acc.batch_ids):,} distinct {BATCH_ID_COLUMN} value(s) among the batch rows")
     if total.rows > total.usage_rows:
         notes.append(f"{total.rows - total.usage_rows:,} row(s) without usage (refused or failed) cost $0")
     for m in models:

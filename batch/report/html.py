@@ -16,6 +16,7 @@ from .html_accuracy import accuracy_section
 from .html_parts import (
     BATCH,
     BILLED,
+    BILLED_COST,
     ESTIMATED,
     FINISH_COLORS,
     STANDARD,
@@ -88,6 +89,7 @@ def render_html(report: Report) -> str:
         "built-in table or --prices</p>",
         _cards(r),
         _cost_by_detail(r),
+        _routes(r),
         _distribution(r),
         accuracy_section(r),
         _outcomes(r),
@@ -111,9 +113,12 @@ def render_html(report: Report) -> str:
 def _cards(r: Report) -> str:
     t, a, g = r.total, r.accuracy, r.length
     cards = [
-        _card("Cost, standard", usd(t.cost_standard), "total.cost_usd.standard", t.cost_standard,
-              f"{usd(t.cost_batch)} at Batch prices"),
-        _card("Cost, Batch", usd(t.cost_batch), "total.cost_usd.batch", t.cost_batch, "Batch API: half price"),
+        _card("Cost, billed", usd(t.cost_billed), "total.cost_usd.billed", t.cost_billed,
+              "online rows at standard prices, batch rows at Batch prices"),
+        _card("All at standard", usd(t.cost_standard), "total.cost_usd.standard", t.cost_standard,
+              "what-if: every row online"),
+        _card("All at Batch", usd(t.cost_batch), "total.cost_usd.batch", t.cost_batch,
+              "what-if: every row through the Batch API"),
         _card("Rows", count(t.rows), "rows", t.rows,
               f"{count(t.usage_rows)} billed, {count(r.rows_without_usage)} not"),
         _card("Prompt tokens", count(t.prompt_tokens), "total.prompt_tokens", t.prompt_tokens,
@@ -121,7 +126,7 @@ def _cards(r: Report) -> str:
         _card("Send-time estimate error", pct(a.error_pct), "estimate.error_pct", a.error_pct,
               f"{count(a.exact_rows)} of {count(a.rows)} rows exact ({share(a.exact_share)})"),
         _card("Cut short (length)", share(g.share if g.answered_rows else None), "length.share", g.share,
-              f"{count(g.rows)} rows, {usd(g.cost_standard)} spent"),
+              f"{count(g.rows)} rows, {usd(g.cost_billed)} billed"),
     ]  # fmt: skip
     return f'<section class="cards">{"".join(cards)}</section>'
 
@@ -142,13 +147,28 @@ def _cost_by_detail(r: Report) -> str:
         "cost-by-detail",
         [x.key for x in r.by_detail],
         [
-            Series("standard", STANDARD, [x.cost_standard for x in r.by_detail]),
-            Series("Batch", BATCH, [x.cost_batch for x in r.by_detail]),
+            Series("billed", BILLED_COST, [x.cost_billed for x in r.by_detail]),
+            Series("all at standard", STANDARD, [x.cost_standard for x in r.by_detail]),
+            Series("all at Batch", BATCH, [x.cost_batch for x in r.by_detail]),
         ],
         usd,
-        title="Cost by detail level, standard and Batch prices",
+        title="Cost by detail level: billed, and all at standard or Batch prices",
     )
     return section("Cost by detail level", chart + lines_table(r.by_detail, "detail", "by_detail"))
+
+
+def _routes(r: Report) -> str:
+    """Rows, tokens and billed cost per route: online at standard prices, Batch API at Batch prices."""
+    if not r.by_route:
+        return section("Cost by route", '<p class="empty">No rows.</p>')
+    batches = (
+        f'<p>Batches: <span data-key="batches" data-value="{r.batches}">{count(r.batches)}</span> '
+        "(distinct batch ids of the batch rows).</p>"
+        if r.batches
+        else ""
+    )
+    note = '<p class="note">Billed: online rows at standard prices, batch rows at Batch prices.</p>'
+    return section("Cost by route", lines_table(r.by_route, "route", "by_route") + batches + note)
 
 
 def _distribution(r: Report) -> str:
@@ -192,8 +212,9 @@ def _outcomes(r: Report) -> str:
     cut = (
         f'<p><span class="bad">Cut short by max_tokens</span> (finish_reason length): {count(g.rows)} of '
         f"{count(g.answered_rows)} answered rows ({share(g.share if g.answered_rows else None)}), "
-        f"{count(g.completion_tokens)} completion tokens, {usd(g.cost_standard)} at standard prices "
-        f"({usd(g.cost_batch)} Batch) paid for answers that may be useless.</p>"
+        f"{count(g.completion_tokens)} completion tokens, {usd(g.cost_billed)} billed "
+        f"(all at standard {usd(g.cost_standard)}, all at Batch {usd(g.cost_batch)}) "
+        "paid for answers that may be useless.</p>"
     )
     return f'<section><div class="grid2">{"".join(cells)}</div>{cut}{codes}</section>'
 
@@ -226,15 +247,17 @@ def _top(r: Report) -> str:
     rows = "".join(
         f'<tr><td class="l id">{escape(x.id)}</td><td class=l>{escape(x.model)}</td>'
         f"<td class=l>{escape(x.detail)}</td><td class=l>{escape(x.status)}</td>"
-        f"<td class=l>{escape(x.finish_reason)}</td><td>{count(x.prompt_tokens)}</td>"
+        f"<td class=l>{escape(x.finish_reason)}</td><td class=l>{escape(x.route)}</td><td>{count(x.prompt_tokens)}</td>"
         f"<td>{count(x.completion_tokens)}</td><td>{count(x.total_tokens)}</td>"
+        f'<td data-key="top.{i}.cost_usd.billed" data-value="{x.cost_billed!r}">{usd(x.cost_billed)}</td>'
         f'<td data-key="top.{i}.cost_usd.standard" data-value="{x.cost_standard!r}">{usd(x.cost_standard)}</td>'
         f"<td>{usd(x.cost_batch)}</td></tr>"
         for i, x in enumerate(r.top)
     )
     table = (
         '<table class="top"><tr><th class=l>id</th><th class=l>model</th><th class=l>detail</th><th class=l>status</th>'
-        "<th class=l>finish</th><th>prompt</th><th>completion</th><th>total</th><th>standard</th><th>Batch</th></tr>"
+        "<th class=l>finish</th><th class=l>route</th><th>prompt</th><th>completion</th><th>total</th>"
+        "<th>billed</th><th>all at standard</th><th>all at Batch</th></tr>"
         f"{rows}</table>"
     )
     return section(f"Most expensive rows (top {len(r.top)})", table)

@@ -14,6 +14,7 @@ from .render import count, usd
 __all__ = [
     "BATCH",
     "BILLED",
+    "BILLED_COST",
     "DETAIL_COLORS",
     "ESTIMATED",
     "FINISH_COLORS",
@@ -25,6 +26,7 @@ __all__ = [
 
 STANDARD, BATCH = "#2f6db5", "#9cc1e8"
 ESTIMATED, BILLED = "#e0913a", "#2f6db5"
+BILLED_COST = "#1f4f86"  # the cost actually billed (each row at its route's prices), beside the what-ifs
 DETAIL_COLORS = {"low": "#3a9d5d", "high": "#2f6db5", "auto": "#8e5bb5", NONE: "#999"}
 STATUS_COLORS = {"ok": "#3a9d5d", "filtered": "#e0b03a", "refused": "#8a6bbf", "error": "#d9534f"}
 FINISH_COLORS = {"stop": "#3a9d5d", "length": "#d9534f", "content_filter": "#e0b03a"}
@@ -32,12 +34,15 @@ FINISH_COLORS = {"stop": "#3a9d5d", "length": "#d9534f", "content_filter": "#e0b
 
 def lines_table(lines: tuple[Line, ...], label: str, key: str, *, compact: bool = False) -> str:
     """Rows, tokens and cost per key; ``compact`` leaves out the token columns."""
-    heads = ["rows", "billed"] + ([] if compact else ["prompt tokens", "completion tokens"]) + ["standard", "Batch"]
+    heads = ["rows", "with usage"] + ([] if compact else ["prompt tokens", "completion tokens"])
+    heads += ["billed", "all at standard", "all at Batch"]
     rows = []
     for x in lines:
         tokens = "" if compact else f"<td>{count(x.prompt_tokens)}</td><td>{count(x.completion_tokens)}</td>"
         rows.append(
             f"<tr><td class=l>{escape(x.key)}</td><td>{count(x.rows)}</td><td>{count(x.usage_rows)}</td>{tokens}"
+            f'<td data-key="{key}.{escape(x.key)}.cost_usd.billed" data-value="{x.cost_billed!r}">'
+            f"{usd(x.cost_billed)}</td>"
             f'<td data-key="{key}.{escape(x.key)}.cost_usd.standard" data-value="{x.cost_standard!r}">'
             f"{usd(x.cost_standard)}</td><td>{usd(x.cost_batch)}</td></tr>"
         )

@@ -14,12 +14,15 @@ reading only the columns it needs: never the answers) and keeps, whatever the fi
 * per-minute token sums from the ``completed_at`` timestamp column (every result file of the run
   has one; an older file without it gets a note instead of a guessed chart).
 
-Costs come from ``usage`` as billed (``prompt_tokens``, ``completion_tokens``) and the price of
-the ``model`` column, as the service named it (``gpt-4o-2024-08-06`` resolves to the ``gpt-4o``
-entry). Rows without usage (refused before sending, failed) cost nothing and are counted. A row
-with usage whose model has no price stops the report (:class:`~batch.core.errors.UnknownModelError`):
-a cost is never silently zero. Cached-input discounts are not applied (the result file does not
-say which prompt tokens were cached): the figures are an upper bound when caching happened.
+Costs come from ``usage`` as billed (``prompt_tokens``, ``completion_tokens``) and the price of the
+``model`` column, as the service named it (``gpt-4o-2024-08-06`` resolves to the ``gpt-4o`` entry),
+at the prices of the row's ``route``: a Batch API row at Batch prices, an online row (or any row of
+a file without the column) at standard prices. The same rows all at standard and all at Batch
+prices are shown beside it as what-ifs. Rows without usage (refused before sending, failed) cost
+nothing and are counted. A row with usage whose model has no price stops the report
+(:class:`~batch.core.errors.UnknownModelError`): a cost is never silently zero. Cached-input
+discounts are not applied (the result file does not say which prompt tokens were cached): the
+figures are an upper bound when caching happened.
 
 The estimate error of a row is ``estimated_prompt_tokens - prompt_tokens`` (positive: the
 estimate was high), in % of the actual count.
@@ -38,7 +41,7 @@ from ..ledger import RESULT_SCHEMA
 from .build import build
 from .fields import DATA_COLUMN, FieldFill
 from .model import Report
-from .stream import REQUIRED, TIMELINE_COLUMN, Accumulator, ReportError
+from .stream import BATCH_ID_COLUMN, REQUIRED, ROUTE_COLUMN, TIMELINE_COLUMN, Accumulator, ReportError
 
 __all__ = ["DEFAULT_TOP", "Report", "ReportError", "build_report"]
 
@@ -81,7 +84,8 @@ def build_report(
         raise ReportError(f"{path} has no column {id_column!r} to name rows (columns: {', '.join(schema.names)})")
     timed = TIMELINE_COLUMN in schema.names and pa.types.is_timestamp(schema.field(TIMELINE_COLUMN).type)
     columns = [*REQUIRED, "error_code"] if "error_code" in schema.names else list(REQUIRED)
-    if id_column is not None:
+    columns += [c for c in (ROUTE_COLUMN, BATCH_ID_COLUMN) if c in schema.names]  # older files: all online
+    if id_column is not None and id_column not in columns:
         columns.append(id_column)
     if timed:
         columns.append(TIMELINE_COLUMN)

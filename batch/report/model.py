@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import cost_json
 from .fields import FieldLine
 from .parts import Accuracy, LengthShare, Line, ModelLine, RowCost, Timeline
 from .streamstats import Histogram
@@ -29,6 +28,8 @@ class Report:
     by_detail: tuple[Line, ...]
     by_finish_reason: tuple[Line, ...]
     by_status: tuple[Line, ...]
+    by_route: tuple[Line, ...]  # online, batch: rows, tokens and billed cost per route
+    batches: int  # distinct batch ids among the batch rows
     error_codes: Mapping[str, int]
     length: LengthShare
     accuracy: Accuracy
@@ -62,6 +63,8 @@ class Report:
             "by_detail": [_line_dict(x) for x in self.by_detail],
             "by_finish_reason": [_line_dict(x) for x in self.by_finish_reason],
             "by_status": [_line_dict(x) for x in self.by_status],
+            "by_route": [_line_dict(x) for x in self.by_route],
+            "batches": self.batches,
             "error_codes": dict(self.error_codes),
             "length": _length_dict(self.length),
             "estimate": _accuracy_dict(self.accuracy),
@@ -85,7 +88,7 @@ def _length_dict(length: LengthShare) -> dict[str, Any]:
         "answered_rows": length.answered_rows,
         "share": length.share,
         "completion_tokens": length.completion_tokens,
-        "cost_usd": cost_json(length.cost_standard, length.cost_batch),
+        "cost_usd": _costs(length.cost_billed, length.cost_standard, length.cost_batch),
     }
 
 
@@ -138,10 +141,11 @@ def _row_cost_dict(r: RowCost) -> dict[str, Any]:
         "detail": r.detail,
         "status": r.status,
         "finish_reason": r.finish_reason,
+        "route": r.route,
         "prompt_tokens": r.prompt_tokens,
         "completion_tokens": r.completion_tokens,
         "total_tokens": r.total_tokens,
-        "cost_usd": cost_json(r.cost_standard, r.cost_batch),
+        "cost_usd": _costs(r.cost_billed, r.cost_standard, r.cost_batch),
     }
 
 
@@ -162,8 +166,13 @@ def _line_dict(x: Line, *, key: bool = True) -> dict[str, Any]:
         "prompt_tokens": x.prompt_tokens,
         "completion_tokens": x.completion_tokens,
         "total_tokens": x.total_tokens,
-        "cost_usd": cost_json(x.cost_standard, x.cost_batch),
+        "cost_usd": _costs(x.cost_billed, x.cost_standard, x.cost_batch),
     }
+
+
+def _costs(billed: float, standard: float, at_batch: float) -> dict[str, float]:
+    """``billed``: each row at its route's prices; ``standard`` / ``batch``: all rows at one price (what-ifs)."""
+    return {"billed": billed, "standard": standard, "batch": at_batch}
 
 
 def _hist_dict(h: Histogram) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """The parts of ``batch report``'s numbers: one line of a breakdown, per-model lines, the ``length``
 share, the estimate's accuracy, the costliest rows, the timeline.
 
-Costs are USD; token counts are as billed (``usage``). An estimate error is ``estimated - actual``
-prompt tokens (positive: the estimate was high), in % of the actual count. :class:`~.model.Report`
-holds them all.
+Costs are USD; token counts are as billed (``usage``). Each cost comes three ways: *billed* (every
+row at the price of the route it took: online at standard prices, the Batch API at Batch prices),
+and the what-ifs *standard* (all rows at standard prices) and *batch* (all at Batch prices). An
+estimate error is ``estimated - actual`` prompt tokens (positive: the estimate was high), in % of
+the actual count. :class:`~.model.Report` holds them all.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ class Line:
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    cost_standard: float
-    cost_batch: float
+    cost_standard: float  # what-if: every row at standard prices
+    cost_batch: float  # what-if: every row at Batch prices
+    cost_billed: float  # each row at the price of its route
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class LengthShare:
     completion_tokens: int
     cost_standard: float
     cost_batch: float
+    cost_billed: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +164,11 @@ class RowCost:
     detail: str
     status: str
     finish_reason: str
+    route: str
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cost_billed: float
     cost_standard: float
     cost_batch: float
 

@@ -21,6 +21,7 @@ def render_report(report: Report) -> str:
         ("By detail used", "detail", r.by_detail),
         ("By finish reason", "finish", r.by_finish_reason),
         ("By status", "status", r.by_status),
+        ("By route (billed: online at standard prices, batch at Batch prices)", "route", r.by_route),
     ):
         lines += ["", f"{title}:", *_lines_table(label, group)]
     if r.error_codes:
@@ -35,7 +36,8 @@ def render_report(report: Report) -> str:
         "",
         f"Cut short (finish_reason length): {count(g.rows)} of {count(g.answered_rows)} answered rows "
         f"({share(g.share if g.answered_rows else None)}), {count(g.completion_tokens)} completion tokens, "
-        f"{usd(g.cost_standard)} standard / {usd(g.cost_batch)} Batch spent on them",
+        f"{usd(g.cost_billed)} billed for them (all at standard {usd(g.cost_standard)}, "
+        f"all at Batch {usd(g.cost_batch)})",
     ]
     lines += ["", *_accuracy(r)]
     if r.top:
@@ -58,8 +60,11 @@ def _totals(r: Report) -> list[str]:
         f"  rows      {count(t.rows)}: {count(t.usage_rows)} billed, {count(r.rows_without_usage)} without usage ($0)",
         f"  tokens    {count(t.prompt_tokens)} prompt + {count(t.completion_tokens)} completion "
         f"= {count(t.total_tokens)} total",
-        f"  cost      {usd(t.cost_standard)} at standard prices, {usd(t.cost_batch)} at Batch prices",
+        f"  billed    {usd(t.cost_billed)}: {_route_split(r)}",
+        f"  what-if   {usd(t.cost_standard)} all at standard prices, {usd(t.cost_batch)} all at Batch prices",
     ]
+    if r.batches:
+        lines.append(f"  batches   {count(r.batches)} (distinct batch ids of the batch rows)")
     for m in r.models:
         p = m.price
         lines.append(
@@ -69,23 +74,32 @@ def _totals(r: Report) -> list[str]:
     return lines
 
 
+def _route_split(r: Report) -> str:
+    """Which rows the billed cost prices how: "12 online rows at standard prices, 30 batch rows at Batch"."""
+    how = {"batch": "Batch"}  # any other route is billed at standard prices (build.py)
+    parts = [f"{count(x.usage_rows)} {x.key} row(s) at {how.get(x.key, 'standard')} prices" for x in r.by_route]
+    return ", ".join(parts) or "no rows"
+
+
 def _top_rows(r: Report) -> list[str]:
     return _table(
-        ["id", "detail", "finish", "prompt", "completion", "total", "standard", "batch"],
+        ["id", "detail", "finish", "route", "prompt", "completion", "total", "billed", "all std", "all Batch"],
         [
             [
                 x.id,
                 x.detail,
                 x.finish_reason,
+                x.route,
                 count(x.prompt_tokens),
                 count(x.completion_tokens),
                 count(x.total_tokens),
+                usd(x.cost_billed),
                 usd(x.cost_standard),
                 usd(x.cost_batch),
             ]
             for x in r.top
         ],
-        left=3,
+        left=4,
         indent=2,
     )
 
@@ -137,7 +151,7 @@ def _lines_table(label: str, lines: Sequence[Line]) -> list[str]:
     if not lines:
         return ["  (no rows)"]
     return _table(
-        [label, "rows", "billed", "prompt tok", "completion tok", "total tok", "standard", "batch"],
+        [label, "rows", "with usage", "prompt tok", "completion tok", "total tok", "billed", "all std", "all Batch"],
         [
             [
                 x.key,
@@ -146,6 +160,7 @@ def _lines_table(label: str, lines: Sequence[Line]) -> list[str]:
                 count(x.prompt_tokens),
                 count(x.completion_tokens),
                 count(x.total_tokens),
+                usd(x.cost_billed),
                 usd(x.cost_standard),
                 usd(x.cost_batch),
             ]

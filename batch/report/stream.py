@@ -5,6 +5,11 @@ status x model), the bounded heaps of the most expensive rows and the largest es
 the token histograms, the estimate's accuracy (:mod:`.stream_accuracy`: error buckets, largest
 errors, a thinned sample for the scatter plot) and, when the file has a completion time,
 per-minute sums. :mod:`.build` turns them into the typed report.
+
+A fine group also carries the row's route (``route`` column: ``online`` or ``batch``; a file
+written before the Batch route has no such column and reads as all online), so that each row is
+billed at the price of the route it took, and the distinct ``batch_id`` values (one per batch
+created, not per row) are counted.
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ from .stream_accuracy import AccuracySums
 from .streamstats import TokenHistogram, TopN
 
 __all__ = [
+    "BATCH_ID_COLUMN",
+    "BATCH_ROUTE",
     "KEY_COLUMNS",
+    "ONLINE",
     "REQUIRED",
+    "ROUTE_COLUMN",
     "SUMS",
     "TIMELINE_COLUMN",
     "Accumulator",
@@ -38,13 +47,17 @@ TIMELINE_COLUMN = "completed_at"
 _TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens", "estimated_prompt_tokens")
 KEY_COLUMNS = ("detail_used", "finish_reason", "status", "model")
 REQUIRED = (*_TOKEN_COLUMNS, *KEY_COLUMNS)
+# Optional: absent from files written before the Batch route (every row then went online).
+ROUTE_COLUMN, BATCH_ID_COLUMN = "route", "batch_id"
+ONLINE, BATCH_ROUTE = "online", "batch"
+_GROUP_COLUMNS = (*KEY_COLUMNS, ROUTE_COLUMN)
 # Sums kept per fine group, in this order.
 SUMS = ("rows", "usage_rows", "prompt", "completion", "total", "pairs", "estimated", "actual", "exact")
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-GroupKey = tuple[str, str, str, str]  # detail used, finish reason, status, model
+GroupKey = tuple[str, str, str, str, str]  # detail used, finish reason, status, model, route
 
 
 class ReportError(BatchError):
@@ -79,6 +92,8 @@ class Accumulator:
     completion_hist: TokenHistogram = field(default_factory=TokenHistogram)
     accuracy: AccuracySums = field(init=False)
     minutes: dict[int, list[int]] = field(default_factory=dict)  # epoch minute -> [tokens, rows]
+    batch_ids: set[str] = field(default_factory=set)  # one per batch created (a batch holds many rows)
+    routed: bool = False  # some record batch had a route column
 
     def __post_init__(self) -> None:
         self.top = TopN(self.top_n)
@@ -95,6 +110,8 @@ class Accumulator:
         total, _ = _ints(batch.column("total_tokens"))
         estimated, has_estimate = _ints(batch.column("estimated_prompt_tokens"))
         keys = {name: _labels(batch.column(name)) for name in KEY_COLUMNS}
+        keys[ROUTE_COLUMN] = self._routes(batch)
+        on_batch = np.asarray(pc.equal(keys[ROUTE_COLUMN], BATCH_ROUTE).to_numpy(zero_copy_only=False), np.bool_)
         rate_in, rate_out, batch_in, batch_out = self._rates(batch.column("model"), has_usage, rows, batch)
         paired = has_usage & has_estimate
         diff = estimated - prompt
@@ -110,10 +127,11 @@ class Accumulator:
         self.completion_hist.add(completion[billed])
         standard = (prompt * rate_in + completion * rate_out) / 1_000_000
         at_batch = (prompt * batch_in + completion * batch_out) / 1_000_000
+        costs = (np.where(on_batch, at_batch, standard), standard, at_batch)  # billed, all standard, all Batch
         self.top.offer(
-            standard[billed],
+            costs[0][billed],
             rows[billed],
-            lambda idx: self._row_costs(batch, keys, billed[idx], rows, prompt, completion, total, standard, at_batch),
+            lambda idx: self._row_costs(batch, keys, billed[idx], rows, (prompt, completion, total), costs),
         )
         self.accuracy.add(
             keys["detail_used"], rows, paired, estimated, prompt, diff, lambda idx: self._ids(batch, idx, rows)
@@ -122,6 +140,16 @@ class Accumulator:
             self._add_minutes(batch.column(TIMELINE_COLUMN), has_usage, total)
 
     # -- pieces of add() --
+
+    def _routes(self, batch: pa.RecordBatch) -> pa.Array:
+        """Each row's route; ``online`` when the file has no route column (or the cell is null)."""
+        if ROUTE_COLUMN not in batch.schema.names:
+            return pa.array([ONLINE] * batch.num_rows, pa.string())
+        self.routed = True
+        if BATCH_ID_COLUMN in batch.schema.names:
+            ids = pc.unique(pc.cast(batch.column(BATCH_ID_COLUMN), pa.string()).drop_null())
+            self.batch_ids.update(str(x) for x in ids.to_pylist())
+        return pc.fill_null(pc.cast(batch.column(ROUTE_COLUMN), pa.string()), ONLINE)
 
     def _rates(
         self, model: pa.Array, has_usage: BoolArray, rows: IntArray, batch: pa.RecordBatch
@@ -185,13 +213,19 @@ class Accumulator:
             "exact": exact.astype(np.int64),
         }
         grouped = (
-            pa.table({**{k: keys[k] for k in KEY_COLUMNS}, **values})
-            .group_by(list(KEY_COLUMNS))
+            pa.table({**{k: keys[k] for k in _GROUP_COLUMNS}, **values})
+            .group_by(list(_GROUP_COLUMNS))
             .aggregate([(name, "sum") for name in SUMS])
             .to_pydict()
         )
         for i in range(len(grouped["model"])):
-            key = (grouped["detail_used"][i], grouped["finish_reason"][i], grouped["status"][i], grouped["model"][i])
+            key: GroupKey = (
+                grouped["detail_used"][i],
+                grouped["finish_reason"][i],
+                grouped["status"][i],
+                grouped["model"][i],
+                grouped[ROUTE_COLUMN][i],
+            )
             sums = np.array([grouped[f"{name}_sum"][i] for name in SUMS], dtype=np.int64)
             if key in self.groups:
                 self.groups[key] += sums
@@ -209,14 +243,12 @@ class Accumulator:
         keys: Mapping[str, pa.Array],
         idx: IntArray,
         rows: IntArray,
-        prompt: IntArray,
-        completion: IntArray,
-        total: IntArray,
-        standard: FloatArray,
-        at_batch: FloatArray,
+        tokens: tuple[IntArray, IntArray, IntArray],
+        costs: tuple[FloatArray, FloatArray, FloatArray],
     ) -> list[RowCost]:
         ids = self._ids(batch, idx, rows)
-        picked = {name: keys[name].take(pa.array(idx)).to_pylist() for name in KEY_COLUMNS}
+        picked = {name: keys[name].take(pa.array(idx)).to_pylist() for name in _GROUP_COLUMNS}
+        (prompt, completion, total), (billed, standard, at_batch) = tokens, costs
         return [
             RowCost(
                 row=int(rows[i]),
@@ -225,9 +257,11 @@ class Accumulator:
                 detail=picked["detail_used"][k],
                 status=picked["status"][k],
                 finish_reason=picked["finish_reason"][k],
+                route=picked[ROUTE_COLUMN][k],
                 prompt_tokens=int(prompt[i]),
                 completion_tokens=int(completion[i]),
                 total_tokens=int(total[i]),
+                cost_billed=float(billed[i]),
                 cost_standard=float(standard[i]),
                 cost_batch=float(at_batch[i]),
             )
