@@ -88,7 +88,8 @@ class Books:
         # Our log frees a little later than the server's window: admission comes after sending.
         self._skew = skew
         self._request_skew = skew
-        self.tpm: int | None = tpm
+        self.tpm: int | None = tpm  # our budget: the job's ceiling, lowered by the deployment's limit
+        self.server_tpm: int | None = None  # the deployment's own limit, once a header says it
         self.request_capacity: float | None = rpm * request_window / 60.0 if rpm else None
         self.scale = 1.0  # server units per unit of our books (learned from replies)
         self._tokens: deque[Permit] = deque()
@@ -193,25 +194,35 @@ class Books:
                 free_at = max(free_at, self._hold_until)
             wait = max(wait, free_at + self.request_window + self._request_skew - now)
         if self.tpm is not None:
-            budget = self.tpm * (self._utilisation if self._calibrated else _OPENING_SHARE)
+            share = self._utilisation if self._calibrated else _OPENING_SHARE
+            budget = self.tpm * share
             need = min(self.scale * estimate, budget)
             if self._burst is not None and self._burst_factor is not None:
                 cap = max(need, self._burst_factor * self.tpm * _BURST_SPAN / self.token_window)
                 wait = max(wait, self._burst.wait(now, need, cap, self.scale))
-            used = self.scale * self._token_sum + self._offset_now(now)
-            if used + need > budget:
-                free_at = -1e18  # entries free in log order, except the opening ones held longer
-                for p in self._tokens:
-                    if p.refunded:
-                        continue
-                    used -= self.scale * p.estimate
-                    free_at = max(free_at, p.sent_at + p.hold)
-                    if used + need <= budget:
-                        wait = max(wait, free_at + self.token_window + self._skew - now)
-                        break
-                else:  # only the offset stands in the way: look again as it decays
-                    wait = max(wait, min(1.0, self.token_window / 10))
+            wait = max(wait, self._token_wait(now, need, budget, self.tpm * share))
         return wait
+
+    def _token_wait(self, now: float, need: float, budget: float, limit: float) -> float:
+        """How long until ``need`` fits both our own budget (the job's ceiling) and, with everyone
+        else's traffic (the offset), the deployment's whole limit."""
+        own = self.scale * self._token_sum
+        server = self.server_tpm
+        if server is not None and server * budget > limit * limit:  # a ceiling below the deployment's limit
+            excess = max(own + need - budget, own + self._offset_now(now) + need - server * budget / limit)
+        else:
+            excess = own + self._offset_now(now) + need - budget
+        if excess <= 0:
+            return 0.0
+        free_at = -1e18  # entries free in log order, except the opening ones held longer
+        for p in self._tokens:
+            if p.refunded:
+                continue
+            excess -= self.scale * p.estimate
+            free_at = max(free_at, p.sent_at + p.hold)
+            if excess <= 0:
+                return free_at + self.token_window + self._skew - now
+        return min(1.0, self.token_window / 10)  # only the offset stands in the way: look again as it decays
 
     def _offset_now(self, now: float) -> float:
         left = 1.0 - (now - self._offset_at) / self.token_window

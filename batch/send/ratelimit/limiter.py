@@ -7,8 +7,10 @@ How the server counts images is undocumented, so our estimate is only a starting
 ``x-ratelimit-remaining-tokens`` says what the server had used when it admitted that request;
 against what our log held over the same 60 s then (less later refunds) it gives ``scale`` = server
 charge / our estimate, applied to the whole log. Which measure the charge follows, our token
-estimate or the request's size, is learned too (:mod:`.charge`). Limit headers replace the
-configured limits.
+estimate or the request's size, is learned too (:mod:`.charge`). The configured limits are a
+ceiling (a job may keep below a shared deployment's quota): limit headers can only lower them, and
+fill them in when none was configured. The server's own limit is kept apart (``server_tpm``): its
+``remaining`` counts against it, not against our ceiling.
 
 Each reading also *anchors* our books: the gap between the server's count and our scaled log at
 that moment is carried as an offset (decaying over one window); a negative gap counts only beyond
@@ -77,6 +79,8 @@ class RateLimiter(Books):
             opening_hold=opening_hold,
         )
         self._request_header_window = request_header_window
+        self._tpm_ceiling = tpm  # the job's limits: headers may lower them, never raise them
+        self._capacity_ceiling = self.request_capacity
         self._capacity_confirmed = False  # request_capacity came from a header
         self._last_reading: tuple[float, int, int, int] | None = None  # (sent at, server used, cum, ours)
         # A server whose token window resets (fixed windows): its latest reset, as the first send after
@@ -93,10 +97,13 @@ class RateLimiter(Books):
     def _learn_limits(self, headers: Mapping[str, str]) -> None:
         limit_tokens = header_int(headers, "x-ratelimit-limit-tokens")
         if limit_tokens:
-            self.tpm = limit_tokens
+            self.server_tpm = limit_tokens
+            self.tpm = limit_tokens if self._tpm_ceiling is None else min(limit_tokens, self._tpm_ceiling)
         limit_requests = header_int(headers, "x-ratelimit-limit-requests")
         if limit_requests:
-            self.request_capacity = limit_requests * self.request_window / self._request_header_window
+            capacity = limit_requests * self.request_window / self._request_header_window
+            ceiling = self._capacity_ceiling
+            self.request_capacity = capacity if ceiling is None else min(capacity, ceiling)
             self._capacity_confirmed = True
 
     def _ours_at(self, permit: Permit, later: list[Permit]) -> float | None:
@@ -150,7 +157,7 @@ class RateLimiter(Books):
             if remaining > 0:
                 self.tpm = int(self.scale * permit.window_estimate + remaining)
             return
-        server_used = self.tpm - remaining
+        server_used = (self.server_tpm or self.tpm) - remaining
         self._detect_reset(permit, server_used)
         hi = permit.sent_at  # requests in its window then, refunded since: in neither count
         later = [p for at, p in self._refunds if at > hi and hi - self.token_window < p.sent_at <= hi]
