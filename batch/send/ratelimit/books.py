@@ -41,6 +41,7 @@ OPENING_HOLD = 1.0  # extra seconds in our log for entries sent before the first
 _PROBE_WAIT = 10.0  # limits unknown: how long the first request goes alone before we stop waiting for its reply
 _BURST_SPAN = 1.0  # bursts are measured over one second
 _MAX_NAP = 1.0
+_OFFSET_HOLD = 5.0  # blocked only by others' traffic this long with no reading: one request goes to read it
 
 
 @dataclass(slots=True, eq=False)
@@ -107,6 +108,9 @@ class Books:
         self._probe: Permit | None = None  # limits unknown: the request that goes alone
         self._offset = 0.0  # server-counted tokens our books miss, as of _offset_at
         self._offset_at = -1e18
+        self._offset_probe_at = -1e18  # when a request last went only to read the offset anew
+        self._others_requests = 0.0  # others' requests in the server's request window, as last read
+        self._others_requests_at = -1e18
         self._lock = asyncio.Lock()
         self.admitted = 0
 
@@ -187,6 +191,8 @@ class Books:
             if self.request_capacity is None and now < probe.sent_at + _PROBE_WAIT:
                 wait = max(wait, probe.sent_at + _PROBE_WAIT - now)
         cap = self.request_capacity
+        if cap is not None and now - self._others_requests_at < self.request_window:
+            cap -= self._others_requests  # others' requests, held until a window without a reading
         if cap is not None and len(self._requests) >= max(1, int(cap)):
             p = self._requests[len(self._requests) - max(1, int(cap))]
             free_at = p.sent_at + p.hold
@@ -222,11 +228,18 @@ class Books:
             free_at = max(free_at, p.sent_at + p.hold)
             if excess <= 0:
                 return free_at + self.token_window + self._skew - now
-        return min(1.0, self.token_window / 10)  # only the offset stands in the way: look again as it decays
+        # Only others' traffic stands in the way: after a while with no reading, one request goes to
+        # read it anew (a window left full by someone gone frees all at once when theirs ages out).
+        if now - max(self._offset_at, self._offset_probe_at) >= _OFFSET_HOLD:
+            self._offset_probe_at = now
+            return 0.0
+        return min(1.0, self.token_window / 10)
 
     def _offset_now(self, now: float) -> float:
-        left = 1.0 - (now - self._offset_at) / self.token_window
-        return self._offset * left if left > 0 else 0.0
+        """Tokens in the server's window that are not ours, as last read. Held, not faded: others'
+        traffic that keeps coming replaces what of it leaves (a fading guess let a replayed burst
+        of ours into a window they still used). Gone after a whole window without a reading."""
+        return self._offset if now - self._offset_at < self.token_window else 0.0
 
     def refund(self, permit: Permit) -> None:
         """The server did not count this request (429, or it never reached the server)."""
