@@ -9,8 +9,10 @@ The server admits a request a little after we send it, and the opening burst arr
 a sliding window replays that spread every minute. So bursts are smoothed (at most 5x the steady
 rate in any second, :mod:`.burst`); entries sent before the first reply or in the second after it
 stay in our log one second longer; and every entry stays ``skew`` seconds longer than the window
-(one margin per window). Until the first reply, the opening burst is held to 90 % of the limit; with
-no limit known, the first request goes alone (a probe). A 429's cool-down holds every caller back.
+(one margin per window). The first request goes alone (a probe): its reply says what the windows
+already hold (a killed run's traffic, another job's) before an opening burst collides with it; it
+waits 2 s for that reply with limits configured, 10 s without. Until the first reply, the opening
+burst is held to 90 % of the limit. A 429's cool-down holds every caller back.
 
 What the books learn from replies and 429s (limits, the server's charge ``scale``, the offset, the
 margins) is :mod:`.limiter`'s :class:`RateLimiter`, built on :class:`Books`. The clock and the sleep
@@ -39,6 +41,7 @@ Sleep = Callable[[float], Awaitable[None]]
 _OPENING_SHARE = 0.9
 OPENING_HOLD = 1.0  # extra seconds in our log for entries sent before the first reply
 _PROBE_WAIT = 10.0  # limits unknown: how long the first request goes alone before we stop waiting for its reply
+_PROBE_WAIT_KNOWN = 2.0  # the same with limits configured (a slow first reply costs at most this)
 _BURST_SPAN = 1.0  # bursts are measured over one second
 _MAX_NAP = 1.0
 _OFFSET_HOLD = 5.0  # blocked only by others' traffic this long with no reading: one request goes to read it
@@ -78,8 +81,10 @@ class Books:
         skew: float = 0.1,
         burst_factor: float | None = 5.0,
         opening_hold: float = OPENING_HOLD,
+        probe_first: bool = True,
     ) -> None:
         self._clock = clock
+        self._probe_first = probe_first
         self._sleep = sleep
         self.token_window = token_window
         self.request_window = request_window
@@ -105,7 +110,7 @@ class Books:
         self._cooldown_until = 0.0
         self._calibrated = False  # no reply yet: the opening burst is held back
         self._calibrated_at = 0.0
-        self._probe: Permit | None = None  # limits unknown: the request that goes alone
+        self._probe: Permit | None = None  # the run's first request, which goes alone
         self._offset = 0.0  # server-counted tokens our books miss, as of _offset_at
         self._offset_at = -1e18
         self._offset_probe_at = -1e18  # when a request last went only to read the offset anew
@@ -162,7 +167,7 @@ class Books:
         self._requests.append(permit)
         if self._burst is not None:
             self._burst.add(permit)
-        if self.tpm is None and self.request_capacity is None and not self._calibrated:
+        if self._probe_first and not self._calibrated and self._probe is None:
             self._probe = permit
         self.admitted += 1
         return permit
@@ -187,9 +192,11 @@ class Books:
         self._expire(now)
         wait = self._cooldown_until - now
         probe = self._probe
-        if probe is not None and not self._calibrated and not probe.refunded and self.tpm is None:
-            if self.request_capacity is None and now < probe.sent_at + _PROBE_WAIT:
-                wait = max(wait, probe.sent_at + _PROBE_WAIT - now)
+        if probe is not None and not self._calibrated and not probe.refunded:
+            # The first request goes alone: its reply says what the windows already hold (a killed
+            # run's, another job's), before an opening burst can collide with them.
+            unknown = self.tpm is None and self.request_capacity is None
+            wait = max(wait, probe.sent_at + (_PROBE_WAIT if unknown else _PROBE_WAIT_KNOWN) - now)
         cap = self.request_capacity
         if cap is not None and now - self._others_requests_at < self.request_window:
             cap -= self._others_requests  # others' requests, held until a window without a reading

@@ -71,6 +71,7 @@ class RateLimiter(Books):
         skew: float = 0.1,
         burst_factor: float | None = 5.0,
         opening_hold: float = OPENING_HOLD,
+        probe_first: bool = True,
     ) -> None:
         super().__init__(
             tpm,
@@ -83,6 +84,7 @@ class RateLimiter(Books):
             skew=skew,
             burst_factor=burst_factor,
             opening_hold=opening_hold,
+            probe_first=probe_first,
         )
         self._request_header_window = request_header_window
         self._tpm_ceiling = tpm  # the job's limits: headers may lower them, never raise them
