@@ -10,10 +10,12 @@ it applies, the other client (``bench/others.py``) or the naive openai-SDK peer 
 Every figure comes from the emulator's request log (when it received each request, what it charged,
 who sent it), never from the client:
 
-- ``other-steady`` / ``other-bursty``: another client uses ~40 % of a 150k deployment (steady: 2
-  requests a second; bursty: 100 requests every 15 s), from 20 s before our run until 120 s into
-  it. Share = our tokens ÷ (TPM − theirs) over [60 s, 120 s) (after our first window); after = our
-  tokens ÷ TPM over the second window after they stop; 429s = ours, over the whole run.
+- ``other-steady`` / ``other-bursty``: another client asks for ~40 % of a 150k deployment (steady:
+  2 requests a second; bursty: 100 requests every 15 s), from 20 s before our run until 120 s into
+  it. Share = our tokens ÷ (TPM − theirs) over [60 s, 120 s) (after our first window), and our
+  tokens ÷ 0.6 TPM (what they leave if they get what they ask: a client that squeezes them out
+  scores well on the first and shows it here, beside their 429s); after = our tokens ÷ TPM over
+  the second window after they stop; 429s = ours, over the whole run.
 - ``resume-busy``: 1,500 low-detail rows, 200k TPM / 1,200 RPM, max_tokens 50: once uninterrupted,
   once SIGKILLed 8 s in and rerun at once; wall time of each, the rerun's 429s, and the seconds from
   the killed run's traffic ageing out until the rerun admits at ≥ 0.9 of its steady rate.
@@ -144,6 +146,8 @@ def other(name: str, load: Load, tmp: Path) -> dict[str, Any]:
         "figures": {
             "others_share_of_tpm": round(theirs / tpm, 3),
             "share_of_what_is_left": round(share, 3),
+            # What they asked for (0.4 of the TPM), not what they got: squeezing them out is no share.
+            "share_of_what_they_leave_asking_40pct": round(ours / (0.6 * tpm), 3),
             "after_they_stop": round(full / tpm, 3),
             "pct_429": round(100 * n429 / max(1, answered), 2),
             "other_429_pct": round(100 * o429 / max(1, oanswered), 2),
@@ -153,7 +157,7 @@ def other(name: str, load: Load, tmp: Path) -> dict[str, Any]:
             "after_they_stop": 0.97,
             "pct_429": 1.0 if load.pattern == "steady" else 5.0,
         },
-        "detail": {"other": vars(tally) if hasattr(tally, "__dict__") else str(tally)},
+        "detail": {"other": {"sent": tally.sent, "ok": tally.ok, "429": tally.throttled, "gave_up": tally.failed}},
     }
 
 

@@ -44,6 +44,7 @@ _PROBE_WAIT = 10.0  # limits unknown: how long the first request goes alone befo
 _PROBE_WAIT_KNOWN = 2.0  # the same with limits configured (a slow first reply costs at most this)
 _BURST_SPAN = 1.0  # bursts are measured over one second
 _MAX_NAP = 1.0
+_SHARED_SHARE = 0.96  # of the deployment's limit that we fill while others use it too
 _OFFSET_HOLD = 5.0  # blocked only by others' traffic this long with no reading: one request goes to read it
 
 
@@ -114,6 +115,7 @@ class Books:
         self._offset = 0.0  # server-counted tokens our books miss, as of _offset_at
         self._offset_at = -1e18
         self._offset_probe_at = -1e18  # when a request last went only to read the offset anew
+        self.shared_until = -1e18  # others were seen: the whole window is filled only to _SHARED_SHARE
         self._others_requests = 0.0  # others' requests in the server's request window, as last read
         self._others_requests_at = -1e18
         self._lock = asyncio.Lock()
@@ -213,18 +215,20 @@ class Books:
             if self._burst is not None and self._burst_factor is not None:
                 cap = max(need, self._burst_factor * self.tpm * _BURST_SPAN / self.token_window)
                 wait = max(wait, self._burst.wait(now, need, cap, self.scale))
-            wait = max(wait, self._token_wait(now, need, budget, self.tpm * share))
+            wait = max(wait, self._token_wait(now, need, self.tpm, share))
         return wait
 
-    def _token_wait(self, now: float, need: float, budget: float, limit: float) -> float:
-        """How long until ``need`` fits both our own budget (the job's ceiling) and, with everyone
-        else's traffic (the offset), the deployment's whole limit."""
+    def _token_wait(self, now: float, need: float, tpm: int, share: float) -> float:
+        """How long until ``need`` fits both our own budget (``tpm``: the job's ceiling or the
+        deployment's limit) and, with everyone else's traffic (the offset), the deployment's limit."""
         own = self.scale * self._token_sum
-        server = self.server_tpm
-        if server is not None and server * budget > limit * limit:  # a ceiling below the deployment's limit
-            excess = max(own + need - budget, own + self._offset_now(now) + need - server * budget / limit)
-        else:
-            excess = own + self._offset_now(now) + need - budget
+        server = self.server_tpm or tpm
+        whole = server * share
+        if now < self.shared_until:  # others about: leave their next requests a little room
+            whole = min(whole, server * _SHARED_SHARE)
+        excess = own + self._offset_now(now) + need - whole
+        if server > tpm:  # a ceiling below the deployment's limit
+            excess = max(excess, own + need - tpm * share)
         if excess <= 0:
             return 0.0
         free_at = -1e18  # entries free in log order, except the opening ones held longer

@@ -174,6 +174,8 @@ class RateLimiter(Books):
         self.others.first_reading(permit.sent_at, server_used, max(permit.window_tokens, permit.window_chars), limit)
         # Someone else's traffic in the window: the gap is theirs (the offset), not our charge rule.
         clean = self.others.clean(permit.sent_at)
+        if self.others.observed_at is not None:
+            self.shared_until = self.others.observed_at + self.token_window
         if clean:
             self._detect_reset(permit, server_used)
         hi = permit.sent_at  # requests in its window then, refunded since: in neither count

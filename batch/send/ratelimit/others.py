@@ -30,12 +30,13 @@ _REQUEST_SLACK = 2  # requests the server may count beyond ours from timing alon
 class OtherTraffic:
     """When others' traffic was last seen in the deployment's windows, by our send times."""
 
-    __slots__ = ("seen_at", "requests_seen", "_window", "_request_window", "_started", "_last_read")
+    __slots__ = ("seen_at", "observed_at", "requests_seen", "_window", "_request_window", "_started", "_last_read")
 
     def __init__(self, token_window: float, request_window: float) -> None:
         self._window = token_window
         self._request_window = request_window
-        self.seen_at: float | None = None  # send time of the latest reading that showed others
+        self.seen_at: float | None = None  # send time of the latest reading that showed others (or could have)
+        self.observed_at: float | None = None  # the same, only for readings that did show them
         self.requests_seen = 0  # others' requests in the request window at the latest reading
         self._started = False
         self._last_read: float | None = None  # send time of the latest request-window reading
@@ -55,14 +56,16 @@ class OtherTraffic:
         unwatched: they may have come and gone in it, so it counts as seen."""
         last = self._last_read
         if last is not None and self.seen_at is not None and sent_at - last > self._request_window:
-            self._see(sent_at - self._request_window)
+            self._see(sent_at - self._request_window, observed=False)
         if last is None or sent_at > last:
             self._last_read = sent_at
             self.requests_seen = max(0, server_requests - ours)
         if server_requests - ours > max(_REQUEST_SLACK, _START_SHARE * capacity):
             self._see(sent_at)
 
-    def _see(self, sent_at: float) -> None:
+    def _see(self, sent_at: float, observed: bool = True) -> None:
+        if observed and (self.observed_at is None or sent_at > self.observed_at):
+            self.observed_at = sent_at
         if self.seen_at is None or sent_at > self.seen_at:
             self.seen_at = sent_at
 
