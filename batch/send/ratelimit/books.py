@@ -224,9 +224,17 @@ class Books:
         own = self.scale * self._token_sum
         server = self.server_tpm or tpm
         whole = server * share
-        if now < self.shared_until:  # others about: leave their next requests a little room
+        others = self._offset_now(now)
+        if now < self.shared_until:  # others about: leave their next requests a little room,
             whole = min(whole, server * _SHARED_SHARE)
-        excess = own + self._offset_now(now) + need - whole
+            # and as much of the room as we took since the last reading (two clients that each fill
+            # all the room they read overfill it together)
+            for p in reversed(self._tokens):
+                if p.sent_at <= self._offset_at:
+                    break
+                if not p.refunded:
+                    others += self.scale * p.estimate
+        excess = own + others + need - whole
         if server > tpm:  # a ceiling below the deployment's limit
             excess = max(excess, own + need - tpm * share)
         if excess <= 0:
@@ -247,9 +255,8 @@ class Books:
         return min(1.0, self.token_window / 10)
 
     def _offset_now(self, now: float) -> float:
-        """Tokens in the server's window that are not ours, as last read. Held, not faded: others'
-        traffic that keeps coming replaces what of it leaves (a fading guess let a replayed burst
-        of ours into a window they still used). Gone after a whole window without a reading."""
+        """Others' tokens in the server's window as last read; held (what of a steady client's leaves
+        is replaced), gone after a whole window without a reading."""
         return self._offset if now - self._offset_at < self.token_window else 0.0
 
     def refund(self, permit: Permit) -> None:
