@@ -219,8 +219,7 @@ class Books:
         return wait
 
     def _token_wait(self, now: float, need: float, tpm: int, share: float) -> float:
-        """How long until ``need`` fits both our own budget (``tpm``: the job's ceiling or the
-        deployment's limit) and, with everyone else's traffic (the offset), the deployment's limit."""
+        """How long until ``need`` fits our own budget (``tpm``) and, with others' traffic, the deployment's."""
         own = self.scale * self._token_sum
         server = self.server_tpm or tpm
         whole = server * share
@@ -247,8 +246,7 @@ class Books:
             free_at = max(free_at, p.sent_at + p.hold)
             if excess <= 0:
                 return free_at + self.token_window + self._skew - now
-        # Only others' traffic stands in the way: after a while with no reading, one request goes to
-        # read it anew (a window left full by someone gone frees all at once when theirs ages out).
+        # Only others' traffic stands in the way: after a while with no reading, one goes to read it anew.
         if now - max(self._offset_at, self._offset_probe_at) >= _OFFSET_HOLD:
             self._offset_probe_at = now
             return 0.0
