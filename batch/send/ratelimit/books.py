@@ -200,8 +200,8 @@ class Books:
             unknown = self.tpm is None and self.request_capacity is None
             wait = max(wait, probe.sent_at + (_PROBE_WAIT if unknown else _PROBE_WAIT_KNOWN) - now)
         cap = self.request_capacity
-        if cap is not None and now - self._others_requests_at < self.token_window:
-            cap -= self._others_requests  # others' peak requests, held until a whole window without a reading
+        if cap is not None and now - self._others_requests_at < self.request_window:
+            cap -= self._others_requests  # others' requests, held until a window without a reading
         if cap is not None and len(self._requests) >= max(1, int(cap)):
             p = self._requests[len(self._requests) - max(1, int(cap))]
             free_at = p.sent_at + p.hold

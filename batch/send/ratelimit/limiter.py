@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Mapping
 
 from ...core import ThrottleKind
@@ -93,7 +92,6 @@ class RateLimiter(Books):
         self._capacity_confirmed = False  # request_capacity came from a header
         self._server_requests: int | None = None  # x-ratelimit-limit-requests, per header window
         self.others = OtherTraffic(token_window, request_window)
-        self._others_peaks: deque[tuple[float, float]] = deque()  # (sent at, others' requests then)
         self._last_reading: tuple[float, int, int, int] | None = None  # (sent at, server used, cum, ours)
         # A server whose token window resets (fixed windows): its latest reset, as the first send after
         # it, and our cumulative estimate at that moment (read off the server's count); readings are
@@ -208,14 +206,8 @@ class RateLimiter(Books):
             limit = round(self.request_capacity)
         if limit is not None:
             self.others.requests(permit.sent_at, limit - remaining_requests, permit.window_requests, limit)
-            # Their peak over the last token window is held back from our request capacity: a client
-            # that fires bursts is between bursts most of the time, and a burst lands unannounced.
-            peaks = self._others_peaks
-            seen = self.others.requests_seen * self.request_window / self._request_header_window
-            while peaks and peaks[0][0] < permit.sent_at - self.token_window:
-                peaks.popleft()
-            peaks.append((permit.sent_at, seen))
-            self._others_requests = max(x for _t, x in peaks)
+            if permit.sent_at >= self._others_requests_at:  # the newest reading, held for a request window
+                self._others_requests = self.others.requests_seen * self.request_window / self._request_header_window
             self._others_requests_at = max(self._others_requests_at, permit.sent_at)
 
     def on_throttle(
