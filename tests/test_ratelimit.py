@@ -13,7 +13,7 @@ from tests.support import FakeTime
 
 
 def make(
-    tpm: int | None, rpm: int | None, *, calibrated: bool = True, **kw: float | None
+    tpm: int | None, rpm: int | None, *, calibrated: bool = True, **kw: float | bool | None
 ) -> tuple[RateLimiter, FakeTime]:
     """A limiter on a fake clock; ``calibrated`` as if a first reply (without headers) had arrived."""
     ft = FakeTime()
@@ -25,8 +25,22 @@ def make(
     return lim, ft
 
 
+async def test_the_first_request_goes_alone_until_its_reply_or_two_seconds() -> None:
+    lim, ft = make(10_000, 60, calibrated=False)
+    probe = await lim.acquire(1000)
+    second = await lim.acquire(1000)  # no reply: the opening goes after 2 s
+    assert second.sent_at - probe.sent_at == pytest.approx(2.0)
+    lim2, _ft2 = make(10_000, 60, calibrated=False)
+    probe2 = await lim2.acquire(1000)
+    waiter = asyncio.ensure_future(lim2.acquire(1000))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    lim2.on_response(probe2, {"x-ratelimit-remaining-tokens": "9000"})
+    assert (await waiter).sent_at - probe2.sent_at <= 1.0
+
+
 async def test_opening_burst_is_held_to_ninety_percent_until_a_reply() -> None:
-    lim, ft = make(10_000, None, calibrated=False)
+    lim, ft = make(10_000, None, calibrated=False, probe_first=False)
     first = [await lim.acquire(1000) for _ in range(9)]
     assert {p.sent_at for p in first} == {1000.0}
     lim.on_response(first[0], {})  # the server has answered: the full budget opens
@@ -166,19 +180,19 @@ async def test_a_429_alone_never_sets_a_limit_but_its_headers_do() -> None:
     assert lim.tpm == 90_000
 
 
-async def test_a_long_wait_is_rechecked_when_a_reply_changes_the_limit() -> None:
+async def test_a_long_wait_is_rechecked_when_a_reply_changes_the_books() -> None:
     lim, ft = make(2000, None)
     first = await lim.acquire(2000)
-    waiter = asyncio.ensure_future(lim.acquire(2000))  # would wait 60 s under the old limit
+    waiter = asyncio.ensure_future(lim.acquire(2000))  # would wait 60 s for the first to age out
     await asyncio.sleep(0)
-    lim.on_response(first, {"x-ratelimit-limit-tokens": "100000"})
+    lim.refund(first)  # it never reached the server: nothing was counted
     second = await waiter
     assert second.sent_at - first.sent_at <= 1.0
 
 
 async def test_opening_entries_stay_in_the_log_a_little_longer() -> None:
     """The opening burst reaches the server late (new connections, a cold server): its replay waits."""
-    lim, ft = make(None, 60, calibrated=False, opening_hold=1.0)  # 10 requests per 10 s
+    lim, ft = make(None, 60, calibrated=False, opening_hold=1.0, probe_first=False)  # 10 requests per 10 s
     opening = [await lim.acquire(1) for _ in range(10)]
     lim.on_response(opening[0], {})
     later = await lim.acquire(1)

@@ -83,8 +83,19 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run.add_argument("--api-version", metavar="V")
     run.add_argument("--catalogue", type=Path, metavar="FILE", help=_CATALOGUE_HELP)
-    run.add_argument("--tpm", type=_positive_int, metavar="N", help="deployment tokens per minute")
-    run.add_argument("--rpm", type=_positive_int, metavar="N", help="deployment requests per minute")
+    run.add_argument(
+        "--tpm",
+        type=_positive_int,
+        metavar="N",
+        help="tokens per minute this job may use: a ceiling (the deployment's x-ratelimit-limit-tokens "
+        "can only lower it, never raise it)",
+    )
+    run.add_argument(
+        "--rpm",
+        type=_positive_int,
+        metavar="N",
+        help="requests per minute this job may use: a ceiling, like --tpm (default 6 per 1000 TPM)",
+    )
     run.add_argument("--max-tokens", type=_positive_int, metavar="N", help="default output token limit")
     run.add_argument("--concurrency", type=_non_negative_int, metavar="N", help="requests in flight (0 = auto)")
     run.add_argument(

@@ -9,8 +9,10 @@ The server admits a request a little after we send it, and the opening burst arr
 a sliding window replays that spread every minute. So bursts are smoothed (at most 5x the steady
 rate in any second, :mod:`.burst`); entries sent before the first reply or in the second after it
 stay in our log one second longer; and every entry stays ``skew`` seconds longer than the window
-(one margin per window). Until the first reply, the opening burst is held to 90 % of the limit; with
-no limit known, the first request goes alone (a probe). A 429's cool-down holds every caller back.
+(one margin per window). The first request goes alone (a probe): its reply says what the windows
+already hold (a killed run's traffic, another job's) before an opening burst collides with it; it
+waits 2 s for that reply with limits configured, 10 s without. Until the first reply, the opening
+burst is held to 90 % of the limit. A 429's cool-down holds every caller back.
 
 What the books learn from replies and 429s (limits, the server's charge ``scale``, the offset, the
 margins) is :mod:`.limiter`'s :class:`RateLimiter`, built on :class:`Books`. The clock and the sleep
@@ -39,8 +41,11 @@ Sleep = Callable[[float], Awaitable[None]]
 _OPENING_SHARE = 0.9
 OPENING_HOLD = 1.0  # extra seconds in our log for entries sent before the first reply
 _PROBE_WAIT = 10.0  # limits unknown: how long the first request goes alone before we stop waiting for its reply
+_PROBE_WAIT_KNOWN = 2.0  # the same with limits configured (a slow first reply costs at most this)
 _BURST_SPAN = 1.0  # bursts are measured over one second
 _MAX_NAP = 1.0
+_SHARED_SHARE = 0.96  # of the deployment's limit that we fill while others use it too
+_OFFSET_HOLD = 5.0  # blocked only by others' traffic this long with no reading: one request goes to read it
 
 
 @dataclass(slots=True, eq=False)
@@ -77,8 +82,10 @@ class Books:
         skew: float = 0.1,
         burst_factor: float | None = 5.0,
         opening_hold: float = OPENING_HOLD,
+        probe_first: bool = True,
     ) -> None:
         self._clock = clock
+        self._probe_first = probe_first
         self._sleep = sleep
         self.token_window = token_window
         self.request_window = request_window
@@ -88,7 +95,8 @@ class Books:
         # Our log frees a little later than the server's window: admission comes after sending.
         self._skew = skew
         self._request_skew = skew
-        self.tpm: int | None = tpm
+        self.tpm: int | None = tpm  # our budget: the job's ceiling, lowered by the deployment's limit
+        self.server_tpm: int | None = None  # the deployment's own limit, once a header says it
         self.request_capacity: float | None = rpm * request_window / 60.0 if rpm else None
         self.scale = 1.0  # server units per unit of our books (learned from replies)
         self._tokens: deque[Permit] = deque()
@@ -103,9 +111,13 @@ class Books:
         self._cooldown_until = 0.0
         self._calibrated = False  # no reply yet: the opening burst is held back
         self._calibrated_at = 0.0
-        self._probe: Permit | None = None  # limits unknown: the request that goes alone
+        self._probe: Permit | None = None  # the run's first request, which goes alone
         self._offset = 0.0  # server-counted tokens our books miss, as of _offset_at
         self._offset_at = -1e18
+        self._offset_probe_at = -1e18  # when a request last went only to read the offset anew
+        self.shared_until = -1e18  # others were seen: the whole window is filled only to _SHARED_SHARE
+        self._others_requests = 0.0  # others' requests in the server's request window, as last read
+        self._others_requests_at = -1e18
         self._lock = asyncio.Lock()
         self.admitted = 0
 
@@ -157,7 +169,7 @@ class Books:
         self._requests.append(permit)
         if self._burst is not None:
             self._burst.add(permit)
-        if self.tpm is None and self.request_capacity is None and not self._calibrated:
+        if self._probe_first and not self._calibrated and self._probe is None:
             self._probe = permit
         self.admitted += 1
         return permit
@@ -182,10 +194,14 @@ class Books:
         self._expire(now)
         wait = self._cooldown_until - now
         probe = self._probe
-        if probe is not None and not self._calibrated and not probe.refunded and self.tpm is None:
-            if self.request_capacity is None and now < probe.sent_at + _PROBE_WAIT:
-                wait = max(wait, probe.sent_at + _PROBE_WAIT - now)
+        if probe is not None and not self._calibrated and not probe.refunded:
+            # The first request goes alone: its reply says what the windows already hold (a killed
+            # run's, another job's), before an opening burst can collide with them.
+            unknown = self.tpm is None and self.request_capacity is None
+            wait = max(wait, probe.sent_at + (_PROBE_WAIT if unknown else _PROBE_WAIT_KNOWN) - now)
         cap = self.request_capacity
+        if cap is not None and now - self._others_requests_at < self.request_window:
+            cap -= self._others_requests  # others' requests, held until a window without a reading
         if cap is not None and len(self._requests) >= max(1, int(cap)):
             p = self._requests[len(self._requests) - max(1, int(cap))]
             free_at = p.sent_at + p.hold
@@ -193,29 +209,53 @@ class Books:
                 free_at = max(free_at, self._hold_until)
             wait = max(wait, free_at + self.request_window + self._request_skew - now)
         if self.tpm is not None:
-            budget = self.tpm * (self._utilisation if self._calibrated else _OPENING_SHARE)
+            share = self._utilisation if self._calibrated else _OPENING_SHARE
+            budget = self.tpm * share
             need = min(self.scale * estimate, budget)
             if self._burst is not None and self._burst_factor is not None:
                 cap = max(need, self._burst_factor * self.tpm * _BURST_SPAN / self.token_window)
                 wait = max(wait, self._burst.wait(now, need, cap, self.scale))
-            used = self.scale * self._token_sum + self._offset_now(now)
-            if used + need > budget:
-                free_at = -1e18  # entries free in log order, except the opening ones held longer
-                for p in self._tokens:
-                    if p.refunded:
-                        continue
-                    used -= self.scale * p.estimate
-                    free_at = max(free_at, p.sent_at + p.hold)
-                    if used + need <= budget:
-                        wait = max(wait, free_at + self.token_window + self._skew - now)
-                        break
-                else:  # only the offset stands in the way: look again as it decays
-                    wait = max(wait, min(1.0, self.token_window / 10))
+            wait = max(wait, self._token_wait(now, need, self.tpm, share))
         return wait
 
+    def _token_wait(self, now: float, need: float, tpm: int, share: float) -> float:
+        """How long until ``need`` fits our own budget (``tpm``) and, with others' traffic, the deployment's."""
+        own = self.scale * self._token_sum
+        server = self.server_tpm or tpm
+        whole = server * share
+        others = self._offset_now(now)
+        if now < self.shared_until:  # others about: leave their next requests a little room,
+            whole = min(whole, server * _SHARED_SHARE)
+            # and as much of the room as we took since the last reading (two clients that each fill
+            # all the room they read overfill it together)
+            for p in reversed(self._tokens):
+                if p.sent_at <= self._offset_at:
+                    break
+                if not p.refunded:
+                    others += self.scale * p.estimate
+        excess = own + others + need - whole
+        if server > tpm:  # a ceiling below the deployment's limit
+            excess = max(excess, own + need - tpm * share)
+        if excess <= 0:
+            return 0.0
+        free_at = -1e18  # entries free in log order, except the opening ones held longer
+        for p in self._tokens:
+            if p.refunded:
+                continue
+            excess -= self.scale * p.estimate
+            free_at = max(free_at, p.sent_at + p.hold)
+            if excess <= 0:
+                return free_at + self.token_window + self._skew - now
+        # Only others' traffic stands in the way: after a while with no reading, one goes to read it anew.
+        if now - max(self._offset_at, self._offset_probe_at) >= _OFFSET_HOLD:
+            self._offset_probe_at = now
+            return 0.0
+        return min(1.0, self.token_window / 10)
+
     def _offset_now(self, now: float) -> float:
-        left = 1.0 - (now - self._offset_at) / self.token_window
-        return self._offset * left if left > 0 else 0.0
+        """Others' tokens in the server's window as last read; held (what of a steady client's leaves
+        is replaced), gone after a whole window without a reading."""
+        return self._offset if now - self._offset_at < self.token_window else 0.0
 
     def refund(self, permit: Permit) -> None:
         """The server did not count this request (429, or it never reached the server)."""

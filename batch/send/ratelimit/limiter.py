@@ -7,12 +7,19 @@ How the server counts images is undocumented, so our estimate is only a starting
 ``x-ratelimit-remaining-tokens`` says what the server had used when it admitted that request;
 against what our log held over the same 60 s then (less later refunds) it gives ``scale`` = server
 charge / our estimate, applied to the whole log. Which measure the charge follows, our token
-estimate or the request's size, is learned too (:mod:`.charge`). Limit headers replace the
-configured limits.
+estimate or the request's size, is learned too (:mod:`.charge`). The configured limits are a
+ceiling (a job may keep below a shared deployment's quota): limit headers can only lower them, and
+fill them in when none was configured. The server's own limit is kept apart (``server_tpm``): its
+``remaining`` counts against it, not against our ceiling.
 
 Each reading also *anchors* our books: the gap between the server's count and our scaled log at
-that moment is carried as an offset (decaying over one window); a negative gap counts only beyond
-what a request or two still on the way would explain. A server whose window resets each minute
+that moment is carried as an offset: mostly *other traffic* (a killed run's window, a second job,
+another app), held until the next reading, with one request let through to re-read it when only the
+offset blocks us for a few seconds; a negative gap counts only beyond what a request or two still on
+the way would explain. Others' requests in the 10 s window are held against our request capacity the
+same way. Which readings may raise ``scale`` is :mod:`.others`' call: only those taken when nobody
+else's traffic can be in the window, so a full window left by someone else is never read as "the
+server charges us 20x". A server whose window resets each minute
 shows itself when its count falls by far more than what left our log; readings are then compared
 with what we sent since the reset, and pacing stays the sliding log.
 
@@ -32,6 +39,7 @@ from collections.abc import Mapping
 from ...core import ThrottleKind
 from .books import OPENING_HOLD, Books, Clock, Permit, Sleep
 from .headers import header_int
+from .others import OtherTraffic
 
 __all__ = ["Permit", "RateLimiter"]
 
@@ -63,6 +71,7 @@ class RateLimiter(Books):
         skew: float = 0.1,
         burst_factor: float | None = 5.0,
         opening_hold: float = OPENING_HOLD,
+        probe_first: bool = True,
     ) -> None:
         super().__init__(
             tpm,
@@ -75,9 +84,14 @@ class RateLimiter(Books):
             skew=skew,
             burst_factor=burst_factor,
             opening_hold=opening_hold,
+            probe_first=probe_first,
         )
         self._request_header_window = request_header_window
+        self._tpm_ceiling = tpm  # the job's limits: headers may lower them, never raise them
+        self._capacity_ceiling = self.request_capacity
         self._capacity_confirmed = False  # request_capacity came from a header
+        self._server_requests: int | None = None  # x-ratelimit-limit-requests, per header window
+        self.others = OtherTraffic(token_window, request_window)
         self._last_reading: tuple[float, int, int, int] | None = None  # (sent at, server used, cum, ours)
         # A server whose token window resets (fixed windows): its latest reset, as the first send after
         # it, and our cumulative estimate at that moment (read off the server's count); readings are
@@ -93,10 +107,14 @@ class RateLimiter(Books):
     def _learn_limits(self, headers: Mapping[str, str]) -> None:
         limit_tokens = header_int(headers, "x-ratelimit-limit-tokens")
         if limit_tokens:
-            self.tpm = limit_tokens
+            self.server_tpm = limit_tokens
+            self.tpm = limit_tokens if self._tpm_ceiling is None else min(limit_tokens, self._tpm_ceiling)
         limit_requests = header_int(headers, "x-ratelimit-limit-requests")
         if limit_requests:
-            self.request_capacity = limit_requests * self.request_window / self._request_header_window
+            self._server_requests = limit_requests
+            capacity = limit_requests * self.request_window / self._request_header_window
+            ceiling = self._capacity_ceiling
+            self.request_capacity = capacity if ceiling is None else min(capacity, ceiling)
             self._capacity_confirmed = True
 
     def _ours_at(self, permit: Permit, later: list[Permit]) -> float | None:
@@ -142,6 +160,7 @@ class RateLimiter(Books):
             # No limit known: what the server has left plus what we had in its window is the limit.
             per_header = permit.window_requests + remaining_requests
             self.request_capacity = per_header * self.request_window / self._request_header_window
+        self._count_others(permit, remaining_requests)
         remaining = header_int(headers, "x-ratelimit-remaining-tokens")
         if remaining is None:
             return
@@ -150,25 +169,46 @@ class RateLimiter(Books):
             if remaining > 0:
                 self.tpm = int(self.scale * permit.window_estimate + remaining)
             return
-        server_used = self.tpm - remaining
-        self._detect_reset(permit, server_used)
+        server_used = (self.server_tpm or self.tpm) - remaining
+        limit = self.server_tpm or self.tpm
+        self.others.first_reading(permit.sent_at, server_used, max(permit.window_tokens, permit.window_chars), limit)
+        # Someone else's traffic in the window: the gap is theirs (the offset), not our charge rule.
+        clean = self.others.clean(permit.sent_at)
+        if self.others.observed_at is not None:
+            self.shared_until = self.others.observed_at + self.token_window
+        if clean:
+            self._detect_reset(permit, server_used)
         hi = permit.sent_at  # requests in its window then, refunded since: in neither count
         later = [p for at, p in self._refunds if at > hi and hi - self.token_window < p.sent_at <= hi]
         ours = self._ours_at(permit, later)
         if ours is None:
             return
-        if self._reset_at is None and self._charge.reading(permit, server_used, self.scale, later):
+        if clean and self._reset_at is None and self._charge.reading(permit, server_used, self.scale, later):
             self._offset = 0.0  # the books now follow the other measure: re-anchor from the next reading
         # Only readings taken with a well-filled window say much about the ratio.
         if server_used > 0 and ours >= max(3 * permit.estimate, 0.05 * self.tpm / max(self.scale, _MIN_SCALE)):
             ratio = min(max(server_used / ours, _MIN_SCALE), _MAX_SCALE)
-            self.scale += 0.25 * (ratio - self.scale)
+            if clean or ratio < self.scale:  # others only add to the count: a lower ratio is ours
+                self.scale += 0.25 * (ratio - self.scale)
         if permit.sent_at >= self._offset_at:  # replies arrive out of order: keep the newest reading
             gap = server_used - self.scale * ours
             # Counting less than we think is believed only beyond what a request or two in flight
             # (sent before this one, admitted after it) explains: the window holds cheaper requests.
             self._offset = gap if gap >= 0 else min(0.0, gap + 2 * self.scale * self._mean_estimate)
             self._offset_at = permit.sent_at
+
+    def _count_others(self, permit: Permit, remaining_requests: int | None) -> None:
+        """Requests in the server's window beyond ours: someone else is using the deployment."""
+        if remaining_requests is None or self._request_header_window != self.request_window:
+            return
+        limit = self._server_requests
+        if limit is None and self.request_capacity is not None:
+            limit = round(self.request_capacity)
+        if limit is not None:
+            self.others.requests(permit.sent_at, limit - remaining_requests, permit.window_requests, limit)
+            if permit.sent_at >= self._others_requests_at:  # the newest reading, held for a request window
+                self._others_requests = self.others.requests_seen * self.request_window / self._request_header_window
+            self._others_requests_at = max(self._others_requests_at, permit.sent_at)
 
     def on_throttle(
         self,
