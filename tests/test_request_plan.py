@@ -27,7 +27,7 @@ from batch.cli import main
 from batch.core import ImageError, load_prices, load_spec
 from batch.emulator import EmbeddedEmulator
 from batch.estimate.job import estimate_job
-from batch.estimate.scan import Scan, Sums, Target
+from batch.estimate.scan import PricedModel, Scan, Sums
 from batch.inputs import Manifest, probe_file
 from batch.plan import REMOTE_IMAGE_SIZE, Refusal, RequestPlan
 
@@ -135,7 +135,7 @@ def estimated_rows(job: Path) -> dict[str, tuple[RequestPlan | Refusal, Sums]]:
     """Each row as the estimate's scan plans and sums it (the sums' growth for that row)."""
     spec = load_spec(job)
     table = load_prices()
-    main_target = Target.resolve(spec.endpoint.model, table)
+    main_target = PricedModel.resolve(spec.endpoint.model, table)
     scan = Scan(spec, main_target, [main_target], None, REMOTE_IMAGE_SIZE)
     out: dict[str, tuple[RequestPlan | Refusal, Sums]] = {}
     for item in Manifest(spec.input.manifest, spec.input.columns).items():

@@ -48,7 +48,7 @@ from .model import (
     Scenario,
     Totals,
 )
-from .scan import Scan, Sums, Target, compare_targets
+from .scan import PricedModel, Scan, Sums, compare_targets
 from .shards import batch_shards
 
 __all__ = ["estimate_job"]
@@ -83,7 +83,7 @@ def estimate_job(
         raise SpecError(f"assumed remote image size must be positive, got {remote_size[0]}x{remote_size[1]}")
     table = load_prices(prices)
     model_name = model_override or spec.endpoint.model
-    main = Target.resolve(model_name, table, spec.endpoint.catalogue)
+    main = PricedModel.resolve(model_name, table, spec.endpoint.catalogue)
     targets = [main, *compare_targets(main, compare, table, spec.endpoint.catalogue)]
     manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
 
@@ -97,7 +97,7 @@ def estimate_job(
 # --- from the pass's sums to the report -------------------------------------------------------
 
 
-def _report(acc: Scan, spec: JobSpec, main: Target, table: PriceTable, expected: float) -> EstimateReport:
+def _report(acc: Scan, spec: JobSpec, main: PricedModel, table: PriceTable, expected: float) -> EstimateReport:
     """Costs and times from the pass's sums: the job's model, each what-if, the notes."""
     tpm, rpm = spec.pooled_limits  # a pool of deployments: their limits summed
     everything = Sums()
@@ -199,7 +199,7 @@ def _totals(
 
 def _notes(
     spec: JobSpec,
-    main: Target,
+    main: PricedModel,
     expected: float,
     sources: ImageSources,
     remote_size: tuple[int, int],

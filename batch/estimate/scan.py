@@ -22,31 +22,33 @@ from .model import DEFAULT_COMPARE, DETAIL_MODES, SkippedRow
 from .shards import LINE_FRAMING_BYTES
 from .video import VideoSums
 
-__all__ = ["Scan", "Sums", "Target", "compare_targets"]
+__all__ = ["Scan", "Sums", "PricedModel", "compare_targets"]
 
 _MAX_EXAMPLES = 5
 _COMPARE_COUNT = 3
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class PricedModel:
+    """A model the estimate costs: its catalogue entry and its price (``send.Target`` is an endpoint)."""
+
     name: str  # as given (e.g. gpt-4o-2024-05-13): the price may depend on the date
     info: ModelInfo
     price: Price
 
     @classmethod
-    def resolve(cls, name: str, table: PriceTable, catalogue: Path | None = None) -> Target:
+    def resolve(cls, name: str, table: PriceTable, catalogue: Path | None = None) -> PricedModel:
         return cls(name.strip().lower(), lookup_model(name, catalogue), table.price_for(name))
 
 
 def compare_targets(
-    main: Target, names: Sequence[str] | None, table: PriceTable, catalogue: Path | None = None
-) -> list[Target]:
+    main: PricedModel, names: Sequence[str] | None, table: PriceTable, catalogue: Path | None = None
+) -> list[PricedModel]:
     explicit = names is not None
-    out: list[Target] = []
+    out: list[PricedModel] = []
     seen = {(main.info.name, main.price.name)}
     for name in names if names is not None else DEFAULT_COMPARE:
-        target = Target.resolve(name, table, catalogue)
+        target = PricedModel.resolve(name, table, catalogue)
         key = (target.info.name, target.price.name)
         if key not in seen:
             seen.add(key)
@@ -77,8 +79,8 @@ class Scan:
     """Running sums for one pass; nothing here grows with the number of rows."""
 
     spec: JobSpec
-    main: Target
-    targets: list[Target]
+    main: PricedModel
+    targets: list[PricedModel]
     detail_override: str | None
     remote_size: tuple[int, int]
     verify: bool = True  # walk local images' structure like the run (False: headers only)
