@@ -58,10 +58,10 @@ class RequestBuilder:
 
     def build(self, item: WorkItem) -> PreparedRequest:
         """The one request of an image row (no OCR), planned and loaded here; RowError if refused."""
-        plan = self._planner.plan(item)
+        plan, data = self._planner.plan_and_read(item)
         if isinstance(plan, Refusal):
             raise plan.error()
-        pages = next(load_requests(plan, self._spec))
+        pages = next(load_requests(plan, self._spec, data))
         return self.compose(plan, [p.ref for p in pages], note=pages[0].note)
 
     def compose(
