@@ -21,8 +21,9 @@ The rules written here and nowhere else:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from ..core import DETAILS, OCR_MODES, Estimate, ImageError, JobSpec, ModelInfo, OcrMode, RowError, WorkItem
@@ -32,7 +33,7 @@ from .request import PlannedImage, PlannedRequest, Refusal, RequestPlan, SourceK
 from .schema_check import check_format, format_tokens, has_json_word
 from .video import check_remote, label_tokens, row_sampling, video_requests
 
-__all__ = ["REMOTE_IMAGE_SIZE", "OcrAccess", "Planner", "pages_per_request", "row_ocr_mode"]
+__all__ = ["REMOTE_IMAGE_SIZE", "OcrAccess", "Planner", "image_token_counter", "pages_per_request", "row_ocr_mode"]
 
 # An http(s) image is never fetched: its tokens are estimated as for a picture of this size.
 REMOTE_IMAGE_SIZE = (1024, 1024)
@@ -97,6 +98,7 @@ class Planner:
         get_encoding(model.tokenizer)
         check_format(spec, model)
         self._format_tokens = format_tokens(spec.output.format, model.tokenizer)
+        self._image_tokens = image_token_counter(model)
 
     def plan(self, item: WorkItem) -> RequestPlan | Refusal:
         """The row's plan, or why it cannot be sent."""
@@ -129,7 +131,7 @@ class Planner:
         text = chat_prompt_tokens(spec.prompt.system, user_text, self.model.tokenizer) + self._format_tokens
 
         def request(images: list[PlannedImage]) -> PlannedRequest:
-            pictures = sum(_image_tokens(self.model, im.size[0], im.size[1], detail) for im in images)
+            pictures = sum(self._image_tokens(im.size[0], im.size[1], detail) for im in images)
             labels = label_tokens(images, self.model.tokenizer)
             return PlannedRequest(tuple(images), Estimate(text + labels, pictures, max_out))
 
@@ -246,7 +248,9 @@ class Planner:
         return Path(candidate)
 
 
-@lru_cache(maxsize=65536)
-def _image_tokens(model: ModelInfo, width: int, height: int, detail: str) -> int:
-    # Archives hold many images of the same few sizes: the cache saves recomputing the scaling.
-    return image_tokens(model, width, height, detail)
+def image_token_counter(model: ModelInfo) -> Callable[[int, int, str], int]:
+    """:func:`batch.tokens.image_tokens` for one job's model, cached by (width, height, detail):
+    archives hold many images of the same few sizes, and the plan and the body (:mod:`.body`) both
+    count each row's images. Bound to the model once per job, so a call hashes three scalars, not
+    the whole :class:`~batch.core.ModelInfo`."""
+    return lru_cache(maxsize=65536)(partial(image_tokens, model))
