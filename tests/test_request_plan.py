@@ -28,7 +28,7 @@ from batch.core import ImageError, load_prices, load_spec
 from batch.emulator import EmbeddedEmulator
 from batch.estimate.job import estimate_job
 from batch.estimate.scan import PricedModel, Scan, Sums
-from batch.inputs import Manifest, probe_file
+from batch.inputs import Manifest, load_image, probe_file
 from batch.plan import REMOTE_IMAGE_SIZE, Refusal, RequestPlan
 
 BAD_ROWS = {"missing": "image_not_found", "corrupt": "image_corrupt", "bad-detail": "bad_detail"}
@@ -247,6 +247,22 @@ def test_the_plans_one_look_at_a_file_gives_pillows_size(fmt: str, options: dict
     probe = probe_file(path)
     with Image.open(path) as im:
         assert (probe.kind, probe.size, probe.file_bytes) == ("image", im.size, path.stat().st_size)
+    assert probe.data is None
+    # The run's probe keeps the whole file for the load (one open): the same look, plus the bytes,
+    # and the load from those bytes is the load from the file.
+    kept = probe_file(path, keep=True)
+    assert (kept.kind, kept.size, kept.file_bytes) == (probe.kind, probe.size, probe.file_bytes)
+    assert kept.data == path.read_bytes()
+    assert load_image(path, data=kept.data) == load_image(path)
+
+
+def test_the_plans_look_never_reads_a_document_whole(tmp_path: Path) -> None:
+    pages = [picture((200, 300), i) for i in range(2)]
+    pages[0].copy().save(tmp_path / "doc.pdf", save_all=True, append_images=[pages[1].copy()])
+    pages[0].copy().save(tmp_path / "doc.tiff", save_all=True, append_images=[pages[1].copy()])
+    for name, kind in (("doc.pdf", "pdf"), ("doc.tiff", "tiff")):
+        probe = probe_file(tmp_path / name, keep=True)
+        assert (probe.kind, probe.data) == (kind, None)
 
 
 def test_the_plans_one_look_refuses_a_damaged_header(tmp_path: Path) -> None:

@@ -109,23 +109,35 @@ def probe_image(path: Path) -> ImageInfo:
         return ImageInfo(im.width, im.height, fmt, mime, getattr(im, "n_frames", 1))
 
 
+def _read_file(path: Path, shown: str) -> bytes:
+    with open_file(path) as f:
+        try:
+            return f.read()
+        except OSError as exc:
+            raise ImageError(f"cannot read image file {shown}: {exc.strerror or exc}", code="image_unreadable") from exc
+
+
 def load_image(
-    path: Path, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS, verify: VerifyMode = "quick"
+    path: Path,
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    verify: VerifyMode = "quick",
+    data: bytes | None = None,
 ) -> EncodedImage:
     """Read ``path`` once and return bytes the service accepts, at most ``max_bytes`` long.
 
     Raises :class:`ImageError` when the file is missing, not a file, unreadable, empty, not a
     decodable image, or has more than ``max_pixels`` pixels (checked before decoding).
     ``verify`` says how a file sent as it is gets checked (see the module's docstring).
+    ``data``: the file's bytes, already read (and the file checked) by
+    :func:`~batch.inputs.probe.probe_file` with ``keep``; the file is then not opened again.
     """
     if verify not in VERIFY_MODES:
         raise ValueError(f"verify must be one of {', '.join(VERIFY_MODES)}, got {verify!r}")
     shown = str(path)
-    with open_file(path) as f:
-        try:
-            data = f.read()
-        except OSError as exc:
-            raise ImageError(f"cannot read image file {shown}: {exc.strerror or exc}", code="image_unreadable") from exc
+    if data is None:
+        data = _read_file(path, shown)
     if not data:
         raise ImageError(f"image file is empty (0 bytes): {shown}", code="image_empty")
     walked = walk(data)

@@ -13,9 +13,9 @@ import binascii
 import io
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from PIL import Image, UnidentifiedImageError
 
@@ -47,14 +47,19 @@ class FileProbe:
     kind: FileKind
     size: tuple[int, int] | None
     file_bytes: int
+    # An image's whole file, when the caller asked for it (``keep``): read in the same open.
+    data: bytes | None = field(default=None, repr=False)
 
 
-def probe_file(path: Path) -> FileProbe:
+def probe_file(path: Path, *, keep: bool = False) -> FileProbe:
     """Open ``path`` once: its kind from the first bytes, an image's size from its header.
 
     A PDF, or a TIFF with more than one page, is a document; anything else is an image. Errors are
     those of :func:`~batch.inputs.images.load_image` for the file (``image_not_found`` ...) and the
     header (``image_corrupt``, ``image_too_large``); a damaged TIFF is ``document_corrupt``.
+    With ``keep``, an image's whole file is read too (``data``), for a caller that loads it next
+    (:func:`~batch.inputs.images.load_image` with ``data``): the file is opened and checked once,
+    not twice. A document or video is never read whole here.
     """
     shown = str(path)
     with open_file(path) as f:
@@ -69,16 +74,27 @@ def probe_file(path: Path) -> FileProbe:
         if kind == "pdf":
             return FileProbe("pdf", None, file_bytes)
         f.seek(0)
+        size: tuple[int, int] | None
         if kind == "tiff":
             with tiff_errors(shown), Image.open(f) as im:
                 if int(getattr(im, "n_frames", 1)) > 1:
                     return FileProbe("tiff", None, file_bytes)
-                return FileProbe("image", im.size, file_bytes)
-        size = _head_size(head)
-        if size is None:
-            with decoding(shown), Image.open(f) as im:
                 size = im.size
-        return FileProbe("image", size, file_bytes)
+        else:
+            size = _head_size(head)
+            if size is None:
+                with decoding(shown), Image.open(f) as im:
+                    size = im.size
+        return FileProbe("image", size, file_bytes, _read_whole(f, shown) if keep else None)
+
+
+def _read_whole(f: BinaryIO, shown: str) -> bytes:
+    """The whole file (as :func:`~batch.inputs.images.load_image` reads it, with its error)."""
+    try:
+        f.seek(0)
+        return f.read()
+    except OSError as exc:
+        raise ImageError(f"cannot read image file {shown}: {exc.strerror or exc}", code="image_unreadable") from exc
 
 
 def webp_header_size(path: Path) -> tuple[int, int] | None:

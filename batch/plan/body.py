@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import Estimate, JobSpec, ModelInfo, RowError, WorkItem
-from ..tokens import chat_prompt_tokens, count_text, image_tokens
+from ..tokens import chat_prompt_tokens, count_text
 from .load import ImageRef, load_requests
-from .planner import Planner
+from .planner import Planner, image_token_counter
 from .request import Refusal, RequestPlan
 from .schema_check import format_tokens, response_format
 
@@ -52,16 +52,17 @@ class RequestBuilder:
         self._model = model
         self._model_in_body = model_in_body
         self._planner = Planner(spec, model)
+        self._image_tokens = image_token_counter(model)
         fmt = spec.output.format
         self._response_format = response_format(fmt) if fmt is not None else None
         self._format_tokens = format_tokens(fmt, model.tokenizer)
 
     def build(self, item: WorkItem) -> PreparedRequest:
         """The one request of an image row (no OCR), planned and loaded here; RowError if refused."""
-        plan = self._planner.plan(item)
+        plan, data = self._planner.plan_and_read(item)
         if isinstance(plan, Refusal):
             raise plan.error()
-        pages = next(load_requests(plan, self._spec))
+        pages = next(load_requests(plan, self._spec, data))
         return self.compose(plan, [p.ref for p in pages], note=pages[0].note)
 
     def compose(
@@ -108,7 +109,7 @@ class RequestBuilder:
         # Exact text tokens with the model's tokenizer and OpenAI's chat framing (text parts only).
         text = chat_prompt_tokens(spec.prompt.system, user_text, self._model.tokenizer) + self._format_tokens
         text += sum(count_text(im.label, self._model.tokenizer) for im in images if im.label is not None)
-        pictures = sum(image_tokens(self._model, im.size[0], im.size[1], plan.detail) for im in images)
+        pictures = sum(self._image_tokens(im.size[0], im.size[1], plan.detail) for im in images)
         est = Estimate(text, pictures, plan.max_tokens)
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if inline:

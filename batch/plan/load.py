@@ -54,15 +54,16 @@ class Page:
         return Page(self.number, self.ref, self.data, None, self.note, text)
 
 
-def load_requests(plan: RequestPlan, spec: JobSpec) -> Generator[list[Page], None, None]:
-    """Each planned request's pages, loaded when the iterator gets to it."""
+def load_requests(plan: RequestPlan, spec: JobSpec, data: bytes | None = None) -> Generator[list[Page], None, None]:
+    """Each planned request's pages, loaded when the iterator gets to it. ``data``: a local image
+    file's bytes as the planner read them (:meth:`~batch.plan.Planner.plan_and_read`), not read again."""
     if plan.source == "remote":
         yield [Page(None, ImageRef(plan.ref, plan.requests[0].images[0].size), None, None)]
     elif plan.source == "inline":
         yield [Page(None, ImageRef(plan.ref, plan.requests[0].images[0].size), _inline_bytes(plan.ref), None)]
     elif plan.source == "image":
         assert plan.path is not None
-        img = load_image(plan.path, verify=spec.input.verify_images)
+        img, data = load_image(plan.path, verify=spec.input.verify_images, data=data), None
         yield [Page(None, ImageRef(data_url_bytes(img), (img.width, img.height)), img.data, None, img.reencoded)]
     elif plan.source == "video":
         yield from _video(plan)

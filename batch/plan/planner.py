@@ -21,8 +21,9 @@ The rules written here and nowhere else:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from ..core import DETAILS, OCR_MODES, Estimate, ImageError, JobSpec, ModelInfo, OcrMode, RowError, WorkItem
@@ -32,7 +33,7 @@ from .request import PlannedImage, PlannedRequest, Refusal, RequestPlan, SourceK
 from .schema_check import check_format, format_tokens, has_json_word
 from .video import check_remote, label_tokens, row_sampling, video_requests
 
-__all__ = ["REMOTE_IMAGE_SIZE", "OcrAccess", "Planner", "pages_per_request", "row_ocr_mode"]
+__all__ = ["REMOTE_IMAGE_SIZE", "OcrAccess", "Planner", "image_token_counter", "pages_per_request", "row_ocr_mode"]
 
 # An http(s) image is never fetched: its tokens are estimated as for a picture of this size.
 REMOTE_IMAGE_SIZE = (1024, 1024)
@@ -97,19 +98,26 @@ class Planner:
         get_encoding(model.tokenizer)
         check_format(spec, model)
         self._format_tokens = format_tokens(spec.output.format, model.tokenizer)
+        self._image_tokens = image_token_counter(model)
 
     def plan(self, item: WorkItem) -> RequestPlan | Refusal:
         """The row's plan, or why it cannot be sent."""
-        try:
-            return self._plan(item)
-        except RowError as exc:
-            return Refusal.of(item.index, exc)
+        return self.plan_and_read(item, keep=False)[0]
 
-    def _plan(self, item: WorkItem) -> RequestPlan:
+    def plan_and_read(self, item: WorkItem, *, keep: bool = True) -> tuple[RequestPlan | Refusal, bytes | None]:
+        """The row's plan (or refusal) and, for a local image file with ``keep``, the file's bytes,
+        read in the same open as the plan's look at its header: a caller that loads the image next
+        (:func:`~batch.plan.load.load_requests` with ``data``) opens and checks the file once, not twice."""
+        try:
+            return self._plan(item, keep)
+        except RowError as exc:
+            return Refusal.of(item.index, exc), None
+
+    def _plan(self, item: WorkItem, keep: bool) -> tuple[RequestPlan, bytes | None]:
         spec = self.spec
         mode = row_ocr_mode(item, spec)
         ref = (item.image or "").strip()
-        source, path, file_bytes, groups = self._images(ref, item, mode)
+        source, path, file_bytes, groups, data = self._images(ref, item, mode, keep)
         default_detail = spec.video.detail if source == "video" else spec.prompt.detail
         detail = self._detail_override or (item.detail if item.detail is not None else default_detail)
         if detail not in DETAILS:
@@ -123,7 +131,7 @@ class Planner:
         text = chat_prompt_tokens(spec.prompt.system, user_text, self.model.tokenizer) + self._format_tokens
 
         def request(images: list[PlannedImage]) -> PlannedRequest:
-            pictures = sum(_image_tokens(self.model, im.size[0], im.size[1], detail) for im in images)
+            pictures = sum(self._image_tokens(im.size[0], im.size[1], detail) for im in images)
             labels = label_tokens(images, self.model.tokenizer)
             return PlannedRequest(tuple(images), Estimate(text + labels, pictures, max_out))
 
@@ -133,7 +141,7 @@ class Planner:
                 "at most) and a structured answer needs the document in one; select pages with the row's pages column",
                 code="document_too_long",
             )
-        return RequestPlan(
+        plan = RequestPlan(
             index=item.index,
             source=source,
             ref=ref if path is None else str(path),
@@ -147,11 +155,13 @@ class Planner:
             requests=tuple(request(g) for g in groups),
             file_bytes=file_bytes,
         )
+        return plan, data
 
     def _images(
-        self, ref: str, item: WorkItem, mode: OcrMode
-    ) -> tuple[SourceKind, Path | None, int | None, list[list[PlannedImage]]]:
-        """Where the row's images come from, and the images of each request."""
+        self, ref: str, item: WorkItem, mode: OcrMode, keep: bool
+    ) -> tuple[SourceKind, Path | None, int | None, list[list[PlannedImage]], bytes | None]:
+        """Where the row's images come from, the images of each request, and (``keep``) a local
+        image file's bytes."""
         if not ref:
             raise ImageError("the row has no image", code="image_missing")
         if ref.startswith(("http://", "https://")):
@@ -160,21 +170,21 @@ class Planner:
                 raise RowError(
                     "local OCR needs the image's pixels; http(s) images are not downloaded", code="ocr_unavailable"
                 )
-            return "remote", None, None, [[PlannedImage(None, self._remote_size)]]
+            return "remote", None, None, [[PlannedImage(None, self._remote_size)]], None
         if ref.startswith("data:"):
-            return "inline", None, None, [[PlannedImage(None, data_url_size(ref))]]
+            return "inline", None, None, [[PlannedImage(None, data_url_size(ref))]], None
         path = self.resolve_path(ref)
-        probe = probe_file(path)
+        probe = probe_file(path, keep=keep)
         if probe.kind == "video":
             sampling = row_sampling(self.spec.video, item)
-            return "video", path, probe.file_bytes, video_requests(path, sampling, self.model, mode)
+            return "video", path, probe.file_bytes, video_requests(path, sampling, self.model, mode), None
         if probe.kind == "image":
             assert probe.size is not None
-            return "image", path, probe.file_bytes, [[PlannedImage(None, probe.size)]]
+            return "image", path, probe.file_bytes, [[PlannedImage(None, probe.size)]], probe.data
         pages = document_pages(path, item.pages, self.spec.documents.dpi, check=self._check_length)
         per = pages_per_request(self.spec, self.model, mode)
         images = [PlannedImage(n, size) for n, size in pages]
-        return probe.kind, path, probe.file_bytes, [images[i : i + per] for i in range(0, len(images), per)]
+        return probe.kind, path, probe.file_bytes, [images[i : i + per] for i in range(0, len(images), per)], None
 
     def _check_json_word(self, user_text: str) -> None:
         fmt = self.spec.output.format
@@ -238,7 +248,9 @@ class Planner:
         return Path(candidate)
 
 
-@lru_cache(maxsize=65536)
-def _image_tokens(model: ModelInfo, width: int, height: int, detail: str) -> int:
-    # Archives hold many images of the same few sizes: the cache saves recomputing the scaling.
-    return image_tokens(model, width, height, detail)
+def image_token_counter(model: ModelInfo) -> Callable[[int, int, str], int]:
+    """:func:`batch.tokens.image_tokens` for one job's model, cached by (width, height, detail):
+    archives hold many images of the same few sizes, and the plan and the body (:mod:`.body`) both
+    count each row's images. Bound to the model once per job, so a call hashes three scalars, not
+    the whole :class:`~batch.core.ModelInfo`."""
+    return lru_cache(maxsize=65536)(partial(image_tokens, model))

@@ -167,11 +167,11 @@ class RowRequests:
     # ---- worker threads -----------------------------------------------------------------------
 
     def _start(self, item: WorkItem) -> RowParts:
-        plan = self.planner.plan(item)
+        plan, data = self.planner.plan_and_read(item)  # an image file opened once, for plan and load
         if isinstance(plan, Refusal):
             raise plan.error()
         url = self.extensions_url if plan.ocr == "azure-enhancements" else None
-        row = RowParts(plan, load_requests(plan, self.spec), url)
+        row = RowParts(plan, load_requests(plan, self.spec, data), url)
         if row.single:
             row.ready = self._prepare(row)
         return row
