@@ -235,3 +235,29 @@ def test_an_unknown_status_stops_the_run_naming_it_and_keeps_the_state(
         assert run(job) == 0  # the service moved on: the same batch is collected
         assert len(batch_state(emu).jobs) == 1
     assert [r["status"] for r in rows(tmp_path / "out/results.parquet")] == ["ok"] * 3
+
+
+def test_structured_answers_are_judged_and_typed_on_the_batch_route_too(
+    tmp_path: Path, emu: EmbeddedEmulator, env: dict[str, str]
+) -> None:
+    """A schema job on the batch route: the same response_format lines, the same typed ``data``
+    column and the same judgement of each answer as online (here a schema-drift answer)."""
+    import json
+
+    from tests.test_structured import SCHEMA
+
+    s = Sample(tmp_path, 4)
+    (s.root / "schema.json").write_text(json.dumps(SCHEMA))
+    job = s.job(emu.url, deployment="bulk", max_tokens=1500, extra='schema = "schema.json"\n[run]\nshard_lines = 2\n')
+    emu.set_faults([Fault("schema-drift", match=s.digests[2][:12])])
+    assert run(job) == 0
+    out = rows(tmp_path / "out/results.parquet")
+    assert pq.read_schema(tmp_path / "out/results.parquet").field("data").type.field("total").type == "double"
+    assert [(r["status"], r["error_code"], r["route"]) for r in out] == [
+        ("ok", None, "batch"),
+        ("ok", None, "batch"),
+        ("error", "schema_mismatch", "batch"),
+        ("ok", None, "batch"),
+    ]
+    assert all(json.loads(r["answer"]) == r["data"] for i, r in enumerate(out) if i != 2)
+    assert out[2]["data"] is None and "account_number" in out[2]["error_message"]

@@ -28,7 +28,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..core import LedgerError, ManifestError, Outcome, SpecError
+from ..core import JobSpec, LedgerError, ManifestError, Outcome, SpecError
 from ..inputs import Manifest, ManifestInfo
 from .assemble import assemble
 from .journal import Journal, read_journal
@@ -75,6 +75,19 @@ class ResultStore:
                 f"manifest {info.path}: column(s) {', '.join(clash)} clash with result columns; rename them"
             )
         check_output(output, info.path)
+
+    @classmethod
+    def for_job(cls, spec: JobSpec, info: ManifestInfo) -> ResultStore:
+        """The store a job's settings describe: its output, flush cadence, retry_errors and columns."""
+        out = spec.output
+        return cls(
+            out.path,
+            info,
+            flush_rows=out.flush_rows,
+            flush_seconds=out.flush_seconds,
+            retry_errors=out.retry_errors,
+            layout=result_layout(out.format),
+        )
 
     # ---- opening and resuming --------------------------------------------------------------
 

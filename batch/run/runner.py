@@ -35,7 +35,7 @@ from ..core import (
     load_prices,
 )
 from ..inputs import Manifest
-from ..ledger import ResultStore, result_layout, write_failure
+from ..ledger import ResultStore, write_failure
 from ..ocr import check_ocr_setup, vision_key
 from ..send import Credential, RateLimiter, Window
 from .members import build_pool, connect, disconnect
@@ -79,14 +79,7 @@ class Runner:
         self.manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
         self.info = self.manifest.check()
         self.tally.total_rows = self.info.num_rows
-        self.store = ResultStore(
-            spec.output.path,
-            self.info,
-            flush_rows=spec.output.flush_rows,
-            flush_seconds=spec.output.flush_seconds,
-            retry_errors=spec.output.retry_errors,
-            layout=result_layout(spec.output.format),
-        )
+        self.store = ResultStore.for_job(spec, self.info)
         self._show_progress = show_progress
         self._flush_wanted = asyncio.Event()
         self._writer_done = asyncio.Event()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from ..core import Answer, ApiError, Failure, FatalApiError, JobSpec, Outcome, Sent, Status, TransientApiError
+from ..core import ApiError, Failure, FatalApiError, JobSpec, Outcome, Sent, TransientApiError
 from ..plan import PreparedRequest
 from ..send import (
     Attempts,
@@ -26,8 +26,8 @@ from ..send import (
     Reply,
     RetryPolicy,
     Target,
+    answer_of,
     fatal_advice,
-    judge,
 )
 from .progress import Tally
 
@@ -94,16 +94,11 @@ class RequestSender:
         self._failing = None
         self.live.observe(result.wire_s, req.estimate.admission)
         c = result.reply.completion
-        status: Status = "filtered" if c.finish_reason == "content_filter" else "ok"
-        data, failure = None, None
-        fmt = self.spec.output.format
-        if fmt is not None and status == "ok":  # parsed and checked; failures are never retried here
-            judged = judge(c, fmt)
-            status, data, failure = judged.status, judged.data, judged.failure
+        status, answer, failure = answer_of(c, self.spec.output.format)
         return Outcome(
             index,
             status,
-            answer=Answer(c.answer, c.finish_reason, c.usage, c.model, data),
+            answer=answer,
             error=failure,
             sent=_sent(req),
             grounding=c.grounding,

@@ -11,7 +11,7 @@ from .ratelimit.limiter import RateLimiter
 from .replies import Reply, parse_completion
 from .retry import RetryPolicy, retry_delay, should_retry
 from .status import make_api_error
-from .structured import Judged, judge
+from .structured import Judged, answer_of, judge
 from .vision_read import AzureRead
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "credential_for",
     "batch_line_url",
     "fatal_advice",
+    "answer_of",
     "judge",
     "make_api_error",
     "parse_completion",

@@ -18,9 +18,9 @@ from typing import Any
 
 import jsonschema
 
-from ..core import Completion, Failure, OutputFormat, Status
+from ..core import Answer, Completion, Failure, OutputFormat, Status
 
-__all__ = ["Judged", "judge"]
+__all__ = ["Judged", "answer_of", "judge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +59,14 @@ def judge(c: Completion, fmt: OutputFormat) -> Judged:
 @lru_cache(maxsize=8)
 def _validator(fmt: OutputFormat) -> Any:
     return jsonschema.Draft202012Validator(fmt.schema or {})
+
+
+def answer_of(c: Completion, fmt: OutputFormat | None) -> tuple[Status, Answer, Failure | None]:
+    """A 200 reply as a row's status, answer and failure, whichever route it came by: filtered when
+    the completion was, and under an answer format (schema, JSON mode) parsed and judged."""
+    status: Status = "filtered" if c.finish_reason == "content_filter" else "ok"
+    data, failure = None, None
+    if fmt is not None and status == "ok":  # parsed and checked; failures are never retried here
+        judged = judge(c, fmt)
+        status, data, failure = judged.status, judged.data, judged.failure
+    return status, Answer(c.answer, c.finish_reason, c.usage, c.model, data), failure

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ...core import Answer, ApiError, ContentFilteredError, Failure, Outcome, Sent, Status, TransientApiError, Via
+from ...core import ApiError, ContentFilteredError, Failure, Outcome, OutputFormat, Sent, Status, TransientApiError, Via
 from ...ledger import LineMeta
-from ...send import make_api_error, parse_completion
+from ...send import answer_of, make_api_error, parse_completion
 from ..merge import PartResult, merge_parts
 
 __all__ = ["RETRYABLE_LINE_CODES", "LineVerdict", "collect_rows", "parse_lines"]
@@ -62,7 +62,7 @@ def _sent(meta: LineMeta) -> Sent:
     return Sent(meta.detail, meta.image_tokens, meta.prompt_tokens, meta.note)
 
 
-def judge(meta: LineMeta, line: Mapping[str, Any] | None, batch_id: str) -> LineVerdict:
+def judge(meta: LineMeta, line: Mapping[str, Any] | None, batch_id: str, fmt: OutputFormat | None) -> LineVerdict:
     via, sent = Via("batch", batch_id), _sent(meta)
     if line is None:
         failure = Failure("not_reported", f"batch {batch_id} did not report this request")
@@ -74,9 +74,10 @@ def judge(meta: LineMeta, line: Mapping[str, Any] | None, batch_id: str) -> Line
         request_id = response.get("request_id")
         if status == 200:
             c = parse_completion(body, {"x-request-id": request_id} if request_id else {})
-            verdict: Status = "filtered" if c.finish_reason == "content_filter" else "ok"
-            answer = Answer(c.answer, c.finish_reason, c.usage, c.model)
-            o = Outcome(meta.row, verdict, answer=answer, sent=sent, attempts=meta.tries, request_id=c.request_id)
+            verdict, answer, judged = answer_of(c, fmt)
+            o = Outcome(
+                meta.row, verdict, answer=answer, error=judged, sent=sent, attempts=meta.tries, request_id=c.request_id
+            )
             return LineVerdict(replace(o, via=via), False)
         err = _mapping(body.get("error"))
         error = make_api_error(status, err.get("code"), str(err.get("message") or f"HTTP {status}"), {})
@@ -104,7 +105,12 @@ def _from_error(meta: LineMeta, error: ApiError, request_id: Any, via: Via, sent
 
 
 def collect_rows(
-    metas: Iterable[LineMeta], lines: Mapping[str, Mapping[str, Any]], batch_id: str, *, max_tries: int
+    metas: Iterable[LineMeta],
+    lines: Mapping[str, Mapping[str, Any]],
+    batch_id: str,
+    *,
+    max_tries: int,
+    fmt: OutputFormat | None = None,
 ) -> tuple[list[Outcome], list[LineMeta]]:
     """Each row's outcome, and the lines to resubmit (every line of a row that goes again)."""
     by_row: dict[int, list[LineMeta]] = {}
@@ -114,7 +120,7 @@ def collect_rows(
     again: list[LineMeta] = []
     for row, parts in by_row.items():
         parts.sort(key=lambda m: m.part)
-        verdicts = [judge(m, lines.get(m.custom_id), batch_id) for m in parts]
+        verdicts = [judge(m, lines.get(m.custom_id), batch_id, fmt) for m in parts]
         if any(v.retry for v in verdicts) and parts[0].tries < max_tries:
             again += [replace(m, tries=m.tries + 1) for m in parts]
             continue

@@ -180,7 +180,9 @@ class BatchRoute:
             }
         else:
             lines = {**parse_lines(got.errors), **parse_lines(got.output)}
-        outcomes, again = collect_rows(metas, lines, got.batch_id, max_tries=self.max_tries)
+        outcomes, again = collect_rows(
+            metas, lines, got.batch_id, max_tries=self.max_tries, fmt=self.spec.output.format
+        )
         for o in outcomes:
             if not (store.done[o.index] or o.index in self.merged_now or self.book.claimed[o.index] > n):
                 self._record(o)

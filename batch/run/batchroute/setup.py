@@ -62,13 +62,7 @@ class RouteSetup:
         self.target = Target.from_spec(spec.endpoint)
         self.manifest = Manifest(spec.input.manifest, spec.input.columns, spec.input.batch_rows)
         self.info: ManifestInfo = self.manifest.check()
-        self.store = ResultStore(
-            spec.output.path,
-            self.info,
-            flush_rows=spec.output.flush_rows,
-            flush_seconds=spec.output.flush_seconds,
-            retry_errors=spec.output.retry_errors,
-        )
+        self.store = ResultStore.for_job(spec, self.info)
         check_ocr_setup(spec, supports_enhancements=False, key=None)
         self.builder = RequestBuilder(spec, self.model, spec.endpoint.deployment)
         access = OcrAccess(extensions_url=None, vision_key=False, read=False)
