@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -26,28 +25,14 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import BENCH_KEY, ROOT, emulator_process  # noqa: E402
+from bench.common import BENCH_KEY, ROOT, distinct_images, emulator_process  # noqa: E402
 
 MAX_FILE_BYTES = 200 * 1000 * 1000
 STAGES = ("none", "written", "uploaded", "created", "polling", "merging", "cleaning")
-
-
-def images(folder: Path, n: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(7)
-    for i in range(n):
-        img = Image.new("RGB", (48 + i % 32, 40), (rng.randrange(256), rng.randrange(256), i % 256))
-        img.putpixel((0, 0), (i // 65536, (i // 256) % 256, i % 256))
-        img.save(folder / f"{i:06d}.png")
-    table = pa.table({"id": [f"r{i:06d}" for i in range(n)], "image": [f"img/{i:06d}.png" for i in range(n)]})
-    pq.write_table(table, folder.parent / "manifest.parquet")
-    return folder.parent / "manifest.parquet"
 
 
 def job(path: Path, manifest: Path, url: str, out: Path, shard_lines: int) -> Path:
@@ -162,7 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        manifest = images(tmp / "img", args.rows)
+        manifest = distinct_images(tmp / "img", args.rows)
         emulator_args = [
             "--batch-deployment", "bulk=gpt-4o", "--batch-seconds", str(args.batch_seconds),
             "--latency", "zero", "--fault", "500:0.01",

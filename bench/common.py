@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_KEY = "bench-key-not-a-secret"
@@ -114,3 +116,16 @@ api_key_env = "BENCH_API_KEY"
 path = "{out}"
 """)
     return path
+
+
+def distinct_images(folder: Path, n: int) -> Path:
+    """n small images with distinct bytes, so the emulator's log maps each request to its row."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(7)
+    for i in range(n):
+        img = Image.new("RGB", (48 + i % 32, 40), (rng.randrange(256), rng.randrange(256), i % 256))
+        img.putpixel((0, 0), (i // 65536, (i // 256) % 256, i % 256))
+        img.save(folder / f"{i:06d}.png")
+    table = pa.table({"id": [f"r{i:06d}" for i in range(n)], "image": [f"img/{i:06d}.png" for i in range(n)]})
+    pq.write_table(table, folder.parent / "manifest.parquet")
+    return folder.parent / "manifest.parquet"

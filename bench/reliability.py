@@ -25,28 +25,13 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import BENCH_KEY, ROOT, emulator_process, job_file  # noqa: E402
+from bench.common import BENCH_KEY, ROOT, distinct_images, emulator_process, job_file  # noqa: E402
 
 FAULTS = ["429:0.10", "500:0.005", "502:0.005", "503:0.005", "504:0.005", "reset:0.01", "hang:0.01,hang_s=60"]
-
-
-def distinct_images(folder: Path, n: int) -> Path:
-    """n small images with distinct bytes, so the emulator's log maps each request to its row."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(7)
-    for i in range(n):
-        img = Image.new("RGB", (48 + i % 32, 40), (rng.randrange(256), rng.randrange(256), i % 256))
-        img.putpixel((0, 0), (i // 65536, (i // 256) % 256, i % 256))
-        img.save(folder / f"{i:06d}.png")
-    table = pa.table({"id": [f"r{i:06d}" for i in range(n)], "image": [f"img/{i:06d}.png" for i in range(n)]})
-    pq.write_table(table, folder.parent / "manifest.parquet")
-    return folder.parent / "manifest.parquet"
 
 
 def requests_log(url: str) -> list[dict[str, object]]:
